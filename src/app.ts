@@ -1,0 +1,166 @@
+// The one wiring file: Fastify with the TypeBox provider, error handling, OpenAPI, the services'
+// context, the outbox worker and the routes. Every piece is imported and registered explicitly.
+import { randomUUID } from 'node:crypto';
+import fastifyJwt from '@fastify/jwt';
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyError } from 'fastify';
+import { Type } from 'typebox';
+import type { Config } from './config.js';
+import type { Database } from './db/index.js';
+import { AppError, toProblem } from './errors.js';
+import { type Clock, systemClock } from './lib/clock.js';
+import { createAccessTokens, fastifyJwtOptions } from './lib/jwt.js';
+import { loadSigningKeys } from './lib/keys.js';
+import { createHasher } from './lib/password.js';
+import { createTasks } from './lib/tasks.js';
+import { DEFAULT_OUTBOX, logTransport, type OutboxOptions, OutboxWorker, smtpTransport, type Transport } from './mail/outbox.js';
+import { accountRoutes } from './routes/accounts.js';
+import { passwordRoutes } from './routes/passwords.js';
+import { tokenRoutes } from './routes/tokens.js';
+import type { App } from './routes/types.js';
+import { fromValidation } from './validation.js';
+import { problems, sharedSchemas } from './schemas.js';
+import type { Context } from './services/context.js';
+
+export interface Overrides {
+  now?: Clock;
+  transport?: Transport;
+  outbox?: Partial<OutboxOptions>;
+  logger?: boolean;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Resolves when the work started after responses (lib/tasks.ts) has finished. */
+    backgroundIdle(): Promise<void>;
+  }
+}
+
+export async function buildApp(config: Readonly<Config>, database: Database, overrides: Overrides = {}): Promise<App> {
+  const app = Fastify({
+    logger: overrides.logger === false ? false : { level: config.logLevel, redact: ['req.headers.authorization'] },
+    genReqId: () => randomUUID(), // never trust a client-chosen request id
+    requestIdHeader: false,
+    trustProxy: config.trustProxy,
+    bodyLimit: 64 * 1024,
+    ajv: {
+      // An auth API must not guess: "123" is not 123, and an unknown field is an error, not dropped.
+      customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: true },
+    },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  const now = overrides.now ?? systemClock;
+  const keys = loadSigningKeys(config.jwt, config.dataDir);
+  await app.register(fastifyJwt, fastifyJwtOptions(keys, config.jwt));
+
+  const tasks = createTasks((name, err) => app.log.error({ err, task: name }, 'background task failed'));
+  const transport = overrides.transport ?? (config.smtpUrl ? smtpTransport(config.smtpUrl) : logTransport(app.log));
+  const worker = new OutboxWorker(database.db, transport, { ...DEFAULT_OUTBOX, ...overrides.outbox, from: config.emailFrom }, now, app.log);
+  const ctx: Context = {
+    config,
+    db: database.db,
+    now,
+    hasher: await createHasher(config.argon2),
+    accessTokens: createAccessTokens(app.jwt, keys, config.jwt, now),
+    keys,
+    mailQueued: () => worker.wake(),
+    background: tasks.run,
+  };
+  app.decorate('backgroundIdle', tasks.idle);
+  app.decorateRequest('auth', null);
+
+  // JSON only: Fastify's default text/plain parser would hand a string to a JSON schema.
+  app.removeContentTypeParser('text/plain');
+  for (const schema of sharedSchemas) app.addSchema(schema);
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Auth service',
+        version: '1.0.0',
+        description:
+          "django-graphql-auth's account mixins as a REST API: registration, email verification, password reset, " +
+          'JWT login with rotating refresh tokens. Errors are RFC 9457 problem documents.',
+      },
+      servers: [{ url: config.publicUrl }],
+      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+      tags: [{ name: 'Account' }, { name: 'Token' }, { name: 'Password' }, { name: 'Service' }],
+    },
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    const appErr = toAppError(err);
+    if (appErr.code === 'internal_error') request.log.error({ err }, 'unexpected error');
+    if (appErr.code === 'unauthenticated') {
+      reply.header('www-authenticate', request.headers.authorization ? 'Bearer error="invalid_token"' : 'Bearer');
+    }
+    return reply.code(appErr.status).type('application/problem+json').send(toProblem(appErr, request.id, config.publicUrl));
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0];
+    const allowed = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'].filter((method) => app.hasRoute({ method, url: path }));
+    if (allowed.length) reply.header('allow', allowed.join(', '));
+    const err = new AppError(allowed.length ? 'method_not_allowed' : 'not_found');
+    return reply.code(err.status).type('application/problem+json').send(toProblem(err, request.id, config.publicUrl));
+  });
+  // Answers about accounts and tokens are never cached by a browser or a proxy.
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+    return payload;
+  });
+
+  accountRoutes(app, ctx);
+  tokenRoutes(app, ctx);
+  passwordRoutes(app, ctx);
+
+  app.get('/health', {
+    schema: {
+      tags: ['Service'],
+      operationId: 'health',
+      summary: 'Liveness and database reachability',
+      response: { 200: Type.Object({ status: Type.Literal('ok') }), ...problems(503) },
+    },
+    handler: async () => {
+      try {
+        await database.ping();
+      } catch (cause) {
+        throw new AppError('service_unavailable', { detail: 'The database does not answer.', cause });
+      }
+      return { status: 'ok' as const };
+    },
+  });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  app.addHook('onReady', async () => worker.start());
+  app.addHook('onClose', async () => {
+    await tasks.idle();
+    await worker.stop();
+  });
+  return app;
+}
+
+function toAppError(err: FastifyError): AppError {
+  if (err instanceof AppError) return err;
+  if (err.validation) return fromValidation(err.validation);
+  switch (err.code) {
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new AppError('unsupported_media_type', { cause: err });
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new AppError('payload_too_large', { cause: err });
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new AppError('validation_failed', { detail: 'The request body is empty; send a JSON object.', cause: err });
+  }
+  if (err.statusCode === 429) return new AppError('rate_limited', { detail: err.message, cause: err });
+  if (err.statusCode === 400 || err instanceof SyntaxError) {
+    // The JSON parser's own errors (malformed JSON, __proto__ keys): say what, not where it broke.
+    return new AppError('validation_failed', { detail: 'The request body is not valid JSON.', cause: err });
+  }
+  if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
+    return new AppError('validation_failed', { detail: 'The request is not valid.', cause: err });
+  }
+  return new AppError('internal_error', { cause: err });
+}

@@ -1,0 +1,223 @@
+// The service's configuration: every variable of spec/API.md, parsed once from the environment
+// into a frozen, typed object. Nothing else reads process.env. A bad value stops the start with
+// one message that names every bad variable, so an operator fixes them all in one go.
+
+export const JWT_ALGORITHMS = ['EdDSA', 'ES256', 'RS256', 'HS256'] as const;
+export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number];
+
+export const LOGIN_FIELDS = ['email', 'username'] as const;
+export const REGISTER_FIELDS = ['email', 'username', 'firstName', 'lastName'] as const;
+export const UPDATE_FIELDS = ['username', 'firstName', 'lastName', 'email'] as const;
+export type LoginField = (typeof LOGIN_FIELDS)[number];
+export type ProfileField = (typeof REGISTER_FIELDS)[number];
+
+export interface Config {
+  port: number;
+  host: string;
+  nodeEnv: string;
+  logLevel: string;
+  databaseUrl: string | undefined; // postgres://… ; undefined = PGlite in dataDir; memory:// = PGlite in memory
+  dataDir: string;
+  publicUrl: string;
+  frontendUrl: string;
+  activationUrl: string;
+  passwordResetUrl: string;
+  passwordSetUrl: string;
+  smtpUrl: string | undefined;
+  emailFrom: string;
+  jwt: {
+    algorithm: JwtAlgorithm;
+    privateKey: string | undefined;
+    publicKey: string | undefined;
+    secret: string | undefined;
+    issuer: string | undefined;
+    audience: string | undefined;
+    expiresIn: number; // seconds
+    longRunningRefreshToken: boolean;
+    refreshExpiresIn: number; // seconds, absolute from the login
+    refreshReuseInterval: number; // seconds
+  };
+  allowLoginNotVerified: boolean;
+  loginAllowedFields: LoginField[];
+  registerFields: ProfileField[];
+  updateFields: ProfileField[];
+  allowDeleteAccount: boolean;
+  allowPasswordlessRegistration: boolean;
+  sendActivationEmail: boolean;
+  sendPasswordSetEmail: boolean;
+  expiration: { activation: number; passwordReset: number; passwordSet: number }; // seconds
+  password: { minLength: number; maxLength: number };
+  argon2: { memoryCost: number; timeCost: number; parallelism: number };
+  rateLimit: { max: number; window: number }; // requests per window (seconds) per client on sensitive routes; max 0 = off
+  trustProxy: boolean;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+
+/** "3600", "15m", "1h", "7d" → seconds. */
+export function parseDuration(value: string): number | undefined {
+  const m = /^(\d+)\s*([smhd]?)$/.exec(value.trim());
+  return m ? Number(m[1]) * UNITS[m[2] || 's'] : undefined;
+}
+
+type Env = Record<string, string | undefined>;
+
+export function loadConfig(env: Env): Readonly<Config> {
+  const problems: string[] = [];
+  const get = (name: string): string | undefined => {
+    const v = env[name];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  };
+  const str = (name: string, fallback: string) => get(name) ?? fallback;
+  const int = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = get(name);
+    if (raw === undefined) return fallback;
+    const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
+    if (!(n >= min && n <= max)) {
+      problems.push(`${name}: expected an integer from ${min} to ${max}, got "${raw}"`);
+      return fallback;
+    }
+    return n;
+  };
+  const bool = (name: string, fallback: boolean): boolean => {
+    const raw = get(name)?.toLowerCase();
+    if (raw === undefined) return fallback;
+    if (raw === 'true' || raw === '1') return true;
+    if (raw === 'false' || raw === '0') return false;
+    problems.push(`${name}: expected true, false, 1 or 0, got "${raw}"`);
+    return fallback;
+  };
+  const duration = (name: string, fallback: string, min = 1): number => {
+    const raw = get(name) ?? fallback;
+    const n = parseDuration(raw);
+    if (n === undefined || n < min) {
+      problems.push(`${name}: expected a duration of at least ${min}s such as 3600, 15m, 1h or 7d, got "${raw}"`);
+      return parseDuration(fallback)!;
+    }
+    return n;
+  };
+  const list = <T extends string>(name: string, fallback: T[], allowed: readonly T[]): T[] => {
+    const raw = get(name);
+    if (raw === undefined) return fallback;
+    const items = [...new Set(raw.split(',').map((s) => s.trim()).filter(Boolean))];
+    const bad = items.filter((i) => !allowed.includes(i as T));
+    if (bad.length || items.length === 0) {
+      problems.push(`${name}: expected a comma-separated list from ${allowed.join(', ')}, got "${raw}"`);
+      return fallback;
+    }
+    return items as T[];
+  };
+  const url = (name: string, fallback: string, protocols: string[]): string => {
+    const raw = get(name) ?? fallback;
+    try {
+      const u = new URL(raw.replace('{token}', 'token'));
+      if (!protocols.includes(u.protocol)) throw new Error();
+    } catch {
+      problems.push(`${name}: expected a ${protocols.join(' or ')} URL, got "${raw}"`);
+    }
+    return raw.replace(/\/$/, '');
+  };
+  const tokenUrl = (name: string, base: string, path: string): string => {
+    const value = url(name, `${base}${path}`, ['http:', 'https:']);
+    if (!value.includes('{token}')) problems.push(`${name}: must contain {token}, got "${value}"`);
+    return value;
+  };
+
+  const port = int('PORT', 3000, 0, 65535);
+  const nodeEnv = str('NODE_ENV', 'development');
+  const publicUrl = url('PUBLIC_URL', `http://localhost:${port}`, ['http:', 'https:']);
+  const frontendUrl = url('FRONTEND_URL', publicUrl, ['http:', 'https:']);
+
+  const databaseUrl = get('DATABASE_URL');
+  if (databaseUrl && databaseUrl !== 'memory://' && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    problems.push('DATABASE_URL: expected a postgres:// URL or memory://');
+  }
+  const smtpUrl = get('SMTP_URL');
+  if (smtpUrl !== undefined) url('SMTP_URL', smtpUrl, ['smtp:', 'smtps:']);
+
+  const algorithm = str('JWT_ALGORITHM', 'EdDSA') as JwtAlgorithm;
+  if (!JWT_ALGORITHMS.includes(algorithm)) {
+    problems.push(`JWT_ALGORITHM: expected one of ${JWT_ALGORITHMS.join(', ')}, got "${algorithm}"`);
+  }
+  const secret = get('JWT_SECRET');
+  const privateKey = get('JWT_PRIVATE_KEY')?.replace(/\\n/g, '\n');
+  const publicKey = get('JWT_PUBLIC_KEY')?.replace(/\\n/g, '\n');
+  if (algorithm === 'HS256') {
+    if (!secret || Buffer.byteLength(secret) < 32) problems.push('JWT_SECRET: HS256 needs a secret of at least 32 bytes');
+  } else if (nodeEnv === 'production' && !privateKey) {
+    problems.push(`JWT_PRIVATE_KEY: required in production for ${algorithm}`);
+  }
+
+  const minLength = int('PASSWORD_MIN_LENGTH', 8, 1, 4096);
+  const maxLength = int('PASSWORD_MAX_LENGTH', 1024, 1, 4096);
+  if (maxLength < minLength) problems.push('PASSWORD_MAX_LENGTH: must not be below PASSWORD_MIN_LENGTH');
+
+  const config: Config = {
+    port,
+    host: str('HOST', '127.0.0.1'),
+    nodeEnv,
+    logLevel: list('LOG_LEVEL', ['info'], ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])[0],
+    databaseUrl,
+    dataDir: str('DATA_DIR', './data'),
+    publicUrl,
+    frontendUrl,
+    activationUrl: tokenUrl('ACTIVATION_URL', frontendUrl, '/activate/{token}'),
+    passwordResetUrl: tokenUrl('PASSWORD_RESET_URL', frontendUrl, '/password-reset/{token}'),
+    passwordSetUrl: tokenUrl('PASSWORD_SET_URL', frontendUrl, '/password-set/{token}'),
+    smtpUrl,
+    emailFrom: str('EMAIL_FROM', 'no-reply@localhost'),
+    jwt: {
+      algorithm,
+      privateKey,
+      publicKey,
+      secret,
+      issuer: get('JWT_ISSUER'),
+      audience: get('JWT_AUDIENCE'),
+      expiresIn: duration('JWT_EXPIRATION_DELTA', '5m'),
+      longRunningRefreshToken: bool('JWT_LONG_RUNNING_REFRESH_TOKEN', true),
+      refreshExpiresIn: duration('JWT_REFRESH_EXPIRATION_DELTA', '7d'),
+      refreshReuseInterval: duration('REFRESH_TOKEN_REUSE_INTERVAL', '10s', 0),
+    },
+    allowLoginNotVerified: bool('ALLOW_LOGIN_NOT_VERIFIED', true),
+    loginAllowedFields: list('LOGIN_ALLOWED_FIELDS', ['email', 'username'], LOGIN_FIELDS),
+    registerFields: list('REGISTER_FIELDS', ['email', 'username'], REGISTER_FIELDS),
+    updateFields: list('UPDATE_FIELDS', ['firstName', 'lastName'], UPDATE_FIELDS),
+    allowDeleteAccount: bool('ALLOW_DELETE_ACCOUNT', false),
+    allowPasswordlessRegistration: bool('ALLOW_PASSWORDLESS_REGISTRATION', false),
+    sendActivationEmail: bool('SEND_ACTIVATION_EMAIL', true),
+    sendPasswordSetEmail: bool('SEND_PASSWORD_SET_EMAIL', false),
+    expiration: {
+      activation: duration('EXPIRATION_ACTIVATION_TOKEN', '7d'),
+      passwordReset: duration('EXPIRATION_PASSWORD_RESET_TOKEN', '1h'),
+      passwordSet: duration('EXPIRATION_PASSWORD_SET_TOKEN', '1h'),
+    },
+    password: { minLength, maxLength },
+    argon2: {
+      memoryCost: int('ARGON2_MEMORY_KIB', 19456, 1024, 4194304),
+      timeCost: int('ARGON2_ITERATIONS', 2, 1, 100),
+      parallelism: int('ARGON2_PARALLELISM', 1, 1, 64),
+    },
+    rateLimit: { max: int('RATE_LIMIT_MAX', 20, 0, 1_000_000), window: duration('RATE_LIMIT_WINDOW', '1m') },
+    trustProxy: bool('TRUST_PROXY', false),
+  };
+  if (!config.registerFields.includes('email') && !config.registerFields.includes('username')) {
+    problems.push('REGISTER_FIELDS: must include email or username, or nobody could log in');
+  }
+  if (config.loginAllowedFields.some((f) => !config.registerFields.includes(f))) {
+    problems.push('LOGIN_ALLOWED_FIELDS: every login field must also be in REGISTER_FIELDS');
+  }
+  if (problems.length) throw new ConfigError(problems);
+  return deepFreeze(config);
+}
+
+function deepFreeze<T extends object>(o: T): Readonly<T> {
+  for (const v of Object.values(o)) if (v && typeof v === 'object') deepFreeze(v);
+  return Object.freeze(o);
+}

@@ -1,0 +1,81 @@
+// Opens the database: PostgreSQL when a postgres:// URL is given, otherwise the embedded PGlite
+// (PostgreSQL in WebAssembly) kept in a folder or in memory. Both get the same schema and the same
+// migrations, applied here at start.
+import { mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { PGlite } from '@electric-sql/pglite';
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
+import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
+import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
+import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
+import postgres from 'postgres';
+import * as schema from './schema.js';
+
+export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../migrations', import.meta.url));
+
+// Drizzle's two drivers share the query-builder API; the service is written against this one.
+export type Db = ReturnType<typeof drizzlePostgres<typeof schema>>;
+export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
+
+export interface Database {
+  db: Db;
+  kind: 'postgres' | 'pglite';
+  /** Resolves when the database answers a trivial query. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Any lock key will do, as long as every instance of this service uses the same one. */
+const MIGRATION_LOCK = 727_465_001;
+
+export async function openDatabase(url: string | undefined, dataDir: string): Promise<Database> {
+  if (url && url !== 'memory://') return openPostgres(url);
+  let pg: PGlite;
+  if (url === 'memory://') {
+    pg = await PGlite.create();
+  } else {
+    mkdirSync(dataDir, { recursive: true }); // PGlite does not create parent folders
+    pg = await PGlite.create(`${dataDir}/pgdata`);
+  }
+  return usePglite(pg);
+}
+
+/** Wraps an open PGlite (tests pass a clone of a migrated template) and migrates it. */
+export async function usePglite(pg: PGlite): Promise<Database> {
+  const db = drizzlePglite(pg, { schema });
+  // PGlite is a single connection in this process: no other instance can race the migration.
+  await migratePglite(db, { migrationsFolder: MIGRATIONS_FOLDER });
+  return {
+    db: db as unknown as Db,
+    kind: 'pglite',
+    ping: async () => void (await pg.query('select 1')),
+    close: () => pg.close(),
+  };
+}
+
+async function openPostgres(url: string): Promise<Database> {
+  // Migrate on a dedicated connection that holds an advisory lock, so that several instances
+  // starting at once apply each migration exactly once.
+  const admin = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    await admin`select pg_advisory_lock(${MIGRATION_LOCK})`;
+    await migratePostgres(drizzlePostgres(admin), { migrationsFolder: MIGRATIONS_FOLDER });
+    await admin`select pg_advisory_unlock(${MIGRATION_LOCK})`;
+  } finally {
+    await admin.end();
+  }
+  const client = postgres(url, { max: 10, onnotice: () => {}, connect_timeout: 10 });
+  return {
+    db: drizzlePostgres(client, { schema }),
+    kind: 'postgres',
+    ping: async () => void (await client`select 1`),
+    close: () => client.end({ timeout: 5 }),
+  };
+}
+
+/** The PostgreSQL error code behind a Drizzle error (23505 = unique violation). */
+export function pgErrorOf(err: unknown): { code?: string; constraint?: string } {
+  const e = err as { code?: string; constraint?: string; constraint_name?: string; cause?: unknown };
+  if (e?.code && /^[0-9A-Z]{5}$/.test(e.code)) return { code: e.code, constraint: e.constraint ?? e.constraint_name };
+  return e?.cause ? pgErrorOf(e.cause) : {};
+}

@@ -1,0 +1,110 @@
+// Every table, the single source of the data shape; migrations/ is generated from this file.
+// Each table is written by one service module (named beside it).
+import { sql } from 'drizzle-orm';
+import { bigserial, boolean, index, integer, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+
+const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+
+// services/accounts.ts (and passwords.ts for password_hash).
+export const users = pgTable(
+  'users',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    // Stored NFKC-normalised; unique case-insensitively through the lower() indexes below, so two
+    // concurrent registrations of A@x.io and a@x.io leave exactly one row.
+    email: text('email'),
+    username: text('username'),
+    firstName: text('first_name').notNull().default(''),
+    lastName: text('last_name').notNull().default(''),
+    passwordHash: text('password_hash'), // null: a passwordless account
+    isActive: boolean('is_active').notNull().default(true),
+    verified: boolean('verified').notNull().default(false),
+    archived: boolean('archived').notNull().default(false),
+    dateJoined: ts('date_joined').notNull().defaultNow(),
+    lastLogin: ts('last_login'),
+  },
+  (t) => [
+    uniqueIndex('users_email_key').on(sql`lower(${t.email})`),
+    uniqueIndex('users_username_key').on(sql`lower(${t.username})`),
+  ],
+);
+
+// services/sessions.ts. A login starts a session; its access tokens carry its id and its refresh
+// tokens belong to it. Ending the session (revoked_at) kills all of them at once.
+export const sessions = pgTable(
+  'sessions',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    createdAt: ts('created_at').notNull(), // the login: origIat
+    expiresAt: ts('expires_at').notNull(), // absolute end of the refresh chain
+    revokedAt: ts('revoked_at'),
+  },
+  (t) => [index('sessions_user_id_idx').on(t.userId)],
+);
+
+// services/sessions.ts. Only the SHA-256 of a refresh token is stored. A token is rotated once
+// (rotated_at); its child points back to it through parent_id.
+export const refreshTokens = pgTable(
+  'refresh_tokens',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    sessionId: uuid('session_id')
+      .notNull()
+      .references(() => sessions.id, { onDelete: 'cascade' }),
+    parentId: uuid('parent_id'),
+    tokenHash: text('token_hash').notNull(),
+    createdAt: ts('created_at').notNull(),
+    rotatedAt: ts('rotated_at'),
+  },
+  (t) => [uniqueIndex('refresh_tokens_hash_key').on(t.tokenHash), uniqueIndex('refresh_tokens_parent_key').on(t.parentId)],
+);
+
+export const EMAIL_TOKEN_PURPOSES = ['activation', 'password_reset', 'password_set'] as const;
+export type EmailTokenPurpose = (typeof EMAIL_TOKEN_PURPOSES)[number];
+
+// services/email-tokens.ts. One-time tokens sent by email, stored as SHA-256.
+export const emailTokens = pgTable(
+  'email_tokens',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    purpose: text('purpose').$type<EmailTokenPurpose>().notNull(),
+    tokenHash: text('token_hash').notNull(),
+    createdAt: ts('created_at').notNull(),
+    expiresAt: ts('expires_at').notNull(),
+    usedAt: ts('used_at'),
+  },
+  (t) => [uniqueIndex('email_tokens_hash_key').on(t.tokenHash), index('email_tokens_user_id_idx').on(t.userId)],
+);
+
+export type OutboxStatus = 'pending' | 'sent' | 'failed';
+
+// mail/outbox.ts. Written in the same transaction as the change that causes the email; sent after
+// commit by the worker. user_id cascades so deleting an account drops its unsent mail.
+export const outbox = pgTable(
+  'email_outbox',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    userId: uuid('user_id').references(() => users.id, { onDelete: 'cascade' }),
+    recipient: text('recipient').notNull(),
+    kind: text('kind').notNull(),
+    subject: text('subject').notNull(),
+    // The bodies hold a live one-time token until sent; they are blanked once the mail is out.
+    text: text('text').notNull(),
+    html: text('html').notNull(),
+    status: text('status').$type<OutboxStatus>().notNull().default('pending'),
+    attempts: integer('attempts').notNull().default(0),
+    nextAttemptAt: ts('next_attempt_at').notNull().defaultNow(),
+    lastError: text('last_error'),
+    createdAt: ts('created_at').notNull().defaultNow(),
+    sentAt: ts('sent_at'),
+  },
+  (t) => [index('email_outbox_due_idx').on(t.nextAttemptAt).where(sql`status = 'pending'`)],
+);
+
+export type UserRow = typeof users.$inferSelect;

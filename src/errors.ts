@@ -1,0 +1,70 @@
+// Every error a client can see, in one table: code → HTTP status → title → default message
+// (spec/API.md). Services throw AppError(code); one error handler (app.ts) turns it into an
+// RFC 9457 problem document. Codes are stable and snake_case: clients branch on them.
+
+export const ERRORS = {
+  validation_failed: { status: 400, title: 'Validation failed', detail: 'The request is not valid.' },
+  invalid_token: { status: 400, title: 'Invalid token', detail: 'Invalid token.' },
+  expired_token: { status: 400, title: 'Expired token', detail: 'Expired token.' },
+  invalid_password: { status: 400, title: 'Invalid password', detail: 'Invalid password.' },
+  invalid_credentials: { status: 401, title: 'Invalid credentials', detail: 'Please, enter valid credentials.' },
+  unauthenticated: { status: 401, title: 'Unauthenticated', detail: 'Unauthenticated.' },
+  not_verified: { status: 403, title: 'Not verified', detail: 'Please verify your account.' },
+  not_found: { status: 404, title: 'Not found', detail: 'No such endpoint.' },
+  method_not_allowed: { status: 405, title: 'Method not allowed', detail: 'This endpoint does not accept that method.' },
+  already_verified: { status: 409, title: 'Already verified', detail: 'Account already verified.' },
+  password_already_set: { status: 409, title: 'Password already set', detail: 'Password already set for account.' },
+  unique: { status: 409, title: 'Already exists', detail: 'A user with that value already exists.' },
+  payload_too_large: { status: 413, title: 'Payload too large', detail: 'The request body is too large.' },
+  unsupported_media_type: { status: 415, title: 'Unsupported media type', detail: 'Send the body as application/json.' },
+  rate_limited: { status: 429, title: 'Too many requests', detail: 'Too many requests, try again later.' },
+  internal_error: { status: 500, title: 'Internal error', detail: 'Something went wrong on our side.' },
+  service_unavailable: { status: 503, title: 'Service unavailable', detail: 'The service is unavailable, try again later.' },
+} as const;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** Field-level errors in django-graphql-auth's shape: { field: [{ message, code }] }. */
+export type FieldErrors = Record<string, { message: string; code: string }[]>;
+
+export class AppError extends Error {
+  readonly status: number;
+  constructor(
+    readonly code: ErrorCode,
+    options: { detail?: string; errors?: FieldErrors; cause?: unknown } = {},
+  ) {
+    super(options.detail ?? ERRORS[code].detail, { cause: options.cause });
+    this.name = 'AppError';
+    this.status = ERRORS[code].status;
+    this.errors = options.errors;
+  }
+  readonly errors: FieldErrors | undefined;
+}
+
+/** A one-field error: AppError('invalid_password', field('password', …)). */
+export function fieldError(code: ErrorCode, field: string, fieldCode: string, message: string): AppError {
+  return new AppError(code, { detail: code === 'validation_failed' ? message : undefined, errors: { [field]: [{ message, code: fieldCode }] } });
+}
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: ErrorCode;
+  errors?: FieldErrors;
+  requestId: string;
+}
+
+export function toProblem(err: AppError, requestId: string, baseUrl: string): Problem {
+  const { title, status } = ERRORS[err.code];
+  return {
+    type: `${baseUrl}/problems/${err.code}`,
+    title,
+    status,
+    detail: err.message,
+    code: err.code,
+    ...(err.errors ? { errors: err.errors } : {}),
+    requestId,
+  };
+}

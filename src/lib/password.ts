@@ -1,0 +1,36 @@
+// Password hashing with argon2id at the configured cost (OWASP: 19 MiB, t=2, p=1).
+// Passwords are NFC-normalised first, so the same password typed on two keyboards (é as one code
+// point or as e + accent) hashes the same; they are never trimmed or case-folded.
+import argon2 from 'argon2';
+
+export interface Argon2Cost {
+  memoryCost: number;
+  timeCost: number;
+  parallelism: number;
+}
+
+export interface PasswordHasher {
+  hash(password: string): Promise<string>;
+  /** False for a wrong password; also runs (against a dummy hash) when there is no hash, so the time is the same. */
+  verify(hash: string | null, password: string): Promise<boolean>;
+  /** True when the hash was made at a lower cost than the configured one. */
+  needsUpgrade(hash: string): boolean;
+}
+
+export async function createHasher(cost: Argon2Cost): Promise<PasswordHasher> {
+  const options = { type: argon2.argon2id, ...cost };
+  // Made once at start with the configured cost: verifying against it costs what a real check costs.
+  const dummy = await argon2.hash('dummy password for unknown accounts', options);
+  return {
+    hash: (password) => argon2.hash(password.normalize('NFC'), options),
+    async verify(hash, password) {
+      const ok = await argon2.verify(hash ?? dummy, password.normalize('NFC')).catch(() => false);
+      return ok && hash !== null;
+    },
+    needsUpgrade(hash) {
+      const m = /\$m=(\d+),t=(\d+),p=(\d+)\$/.exec(hash);
+      if (!m) return true;
+      return Number(m[1]) < cost.memoryCost || Number(m[2]) < cost.timeCost || Number(m[3]) < cost.parallelism;
+    },
+  };
+}

@@ -1,0 +1,80 @@
+// HTTP for services/sessions.ts: token verify, refresh, revoke; and the JWKS.
+import { Type } from 'typebox';
+import { OpaqueToken, problems, ref, TokenOutput } from '../schemas.js';
+import type { Context } from '../services/context.js';
+import * as sessions from '../services/sessions.js';
+import type { App } from './types.js';
+
+export function tokenRoutes(app: App, ctx: Context): void {
+  const tags = ['Token'];
+
+  app.post('/token/verify', {
+    schema: {
+      tags,
+      operationId: 'verifyToken',
+      summary: 'Check an access token',
+      description:
+        'Checks the signature (pinned algorithm), `exp`, `iss`/`aud` when configured, and that the token\'s session ' +
+        'and account are still alive: the authoritative answer, revocation included. Not for refresh tokens. (VerifyTokenMixin)',
+      body: Type.Object({ token: Type.String({ minLength: 1, maxLength: 8192 }) }, { additionalProperties: false }),
+      response: {
+        200: Type.Object({ payload: Type.Record(Type.String(), Type.Unknown()) }, { additionalProperties: false }),
+        ...problems(400, 413, 415, 429),
+      },
+    },
+    handler: (request) => sessions.verifyToken(ctx, request.body.token),
+  });
+
+  if (ctx.config.jwt.longRunningRefreshToken) {
+    const body = Type.Object({ refreshToken: OpaqueToken }, { additionalProperties: false });
+    app.post('/token/refresh', {
+      schema: {
+        tags,
+        operationId: 'refreshToken',
+        summary: 'Exchange a refresh token for new tokens',
+        description:
+          'Rotates the refresh token: the answer holds a new access token and a new refresh token, and the old one is spent. ' +
+          'Presenting a spent refresh token again ends the whole session (`invalid_token`), except for a retry within ' +
+          'REFRESH_TOKEN_REUSE_INTERVAL, which gets the same new token again. (RefreshTokenMixin)',
+        body,
+        response: { 200: ref(TokenOutput), ...problems(400, 413, 415, 429) },
+      },
+      handler: (request) => sessions.refresh(ctx, request.body.refreshToken),
+    });
+
+    app.post('/token/revoke', {
+      schema: {
+        tags,
+        operationId: 'revokeToken',
+        summary: 'Log out: revoke a refresh token and its session',
+        description:
+          'Ends the session of the refresh token: its refresh tokens and its access tokens stop working. The token must ' +
+          'exist and not be revoked already. (RevokeTokenMixin)',
+        body,
+        response: {
+          200: Type.Object({ revoked: Type.Integer({ description: 'Unix seconds of the revocation.' }) }, { additionalProperties: false }),
+          ...problems(400, 413, 415, 429),
+        },
+      },
+      handler: (request) => sessions.revoke(ctx, request.body.refreshToken),
+    });
+  }
+
+  app.get('/.well-known/jwks.json', {
+    schema: {
+      tags,
+      operationId: 'jwks',
+      summary: 'The public keys that sign access tokens (JWK Set)',
+      description: 'For resource servers that verify access tokens themselves. Empty under HS256.',
+      response: {
+        200: Type.Object({
+          keys: Type.Array(Type.Object({ kty: Type.String(), kid: Type.String(), alg: Type.String(), use: Type.String() }, { additionalProperties: Type.String() })),
+        }),
+      },
+    },
+    handler: async (_request, reply) => {
+      reply.header('cache-control', 'public, max-age=300');
+      return ctx.keys.jwks;
+    },
+  });
+}

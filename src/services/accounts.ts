@@ -1,0 +1,176 @@
+// Accounts: register, verify, resend activation, login, and the bearer-only account operations
+// (archive, delete, update). Writes the users table (passwords.ts writes password_hash).
+import { eq } from 'drizzle-orm';
+import type { LoginField, ProfileField } from '../config.js';
+import { users, type UserRow } from '../db/schema.js';
+import { AppError, fieldError } from '../errors.js';
+import { checkNewPassword } from '../lib/password-rules.js';
+import type { TokenOut, UserOut } from '../schemas.js';
+import type { Context } from './context.js';
+import { consumeEmailToken, killEmailTokens, sendTokenEmail } from './email-tokens.js';
+import { endAllSessions, startSession } from './sessions.js';
+import { findUserBy, normalizeIdentifier, toUserOut, withUniqueCheck } from './users.js';
+
+export type Profile = Partial<Record<ProfileField, string>>;
+
+export interface RegisterInput extends Profile {
+  password1?: string;
+  password2?: string;
+}
+
+/** POST /register. */
+export async function register(ctx: Context, input: RegisterInput): Promise<{ user: UserOut } & Partial<TokenOut>> {
+  const { config } = ctx;
+  const profile = normalizeProfile(input);
+  const { password1, password2 } = input;
+  if (password1 === undefined || password2 === undefined) {
+    // The schema makes both required unless passwordless registration is on; then both or neither.
+    if (password1 !== undefined || password2 !== undefined) {
+      const missing = password1 === undefined ? 'password1' : 'password2';
+      throw fieldError('validation_failed', missing, 'required', 'This field is required.');
+    }
+  } else {
+    const errors = checkNewPassword(password1, password2, 'password2', config.password, profile);
+    if (errors) throw new AppError('validation_failed', { detail: 'The password is not acceptable.', errors });
+  }
+  const passwordHash = password1 === undefined ? null : await ctx.hasher.hash(password1);
+
+  const result = await withUniqueCheck(() =>
+    ctx.db.transaction(async (tx) => {
+      const [user] = await tx.insert(users).values({ ...profile, passwordHash, dateJoined: ctx.now() }).returning();
+      if (config.sendActivationEmail) await sendTokenEmail(tx, ctx, user, 'activation');
+      if (!passwordHash && config.sendPasswordSetEmail) await sendTokenEmail(tx, ctx, user, 'password_set');
+      if (!passwordHash || !config.allowLoginNotVerified) return { user: toUserOut(user) };
+      const tokens = await startSession(tx, ctx, user);
+      const [loggedIn] = await tx.update(users).set({ lastLogin: ctx.now() }).where(eq(users.id, user.id)).returning();
+      return { ...tokens, user: toUserOut(loggedIn) };
+    }),
+  );
+  ctx.mailQueued();
+  return result;
+}
+
+/** POST /verify-account. */
+export async function verifyAccount(ctx: Context, token: string): Promise<void> {
+  await ctx.db.transaction(async (tx) => {
+    const user = await consumeEmailToken(tx, ctx, token, 'activation', (u) => {
+      if (u.verified) throw new AppError('already_verified');
+    });
+    await tx.update(users).set({ verified: true }).where(eq(users.id, user.id));
+    await killEmailTokens(tx, ctx, user.id, ['activation']);
+  });
+}
+
+/**
+ * POST /resend-activation-email. Answers 202 at once and does the work afterwards, so that neither
+ * the answer nor its timing tells whether the address has an account (GA answers already_verified).
+ */
+export function resendActivationEmail(ctx: Context, email: string): void {
+  ctx.background('resend-activation-email', async () => {
+    const user = await findUserBy(ctx.db, 'email', email);
+    if (!user || !user.isActive || user.verified) return;
+    await ctx.db.transaction((tx) => sendTokenEmail(tx, ctx, user, 'activation'));
+    ctx.mailQueued();
+  });
+}
+
+export type LoginInput = Partial<Record<LoginField, string>> & { password: string };
+
+/** POST /token. */
+export async function login(ctx: Context, input: LoginInput): Promise<TokenOut & { unarchiving: boolean }> {
+  const fields = ctx.config.loginAllowedFields.filter((f) => input[f] !== undefined);
+  if (fields.length !== 1) {
+    const names = ctx.config.loginAllowedFields.join(' or ');
+    throw fieldError('validation_failed', 'nonFieldErrors', 'invalid', `Give exactly one of ${names}, with the password.`);
+  }
+  const user = await findUserBy(ctx.db, fields[0], input[fields[0]]!);
+  // The hash is checked even when there is no account (against a dummy hash): the same answer in
+  // the same time for an unknown identifier, a wrong password, a passwordless or inactive account.
+  const ok = await ctx.hasher.verify(user?.passwordHash ?? null, input.password);
+  if (!user || !ok || !user.isActive) throw new AppError('invalid_credentials');
+  if (!user.verified && !ctx.config.allowLoginNotVerified) throw new AppError('not_verified');
+
+  // GA un-archives before checking the password; here only the owner's successful login does.
+  const unarchiving = user.archived;
+  const upgradedHash = ctx.hasher.needsUpgrade(user.passwordHash!) ? await ctx.hasher.hash(input.password) : undefined;
+  return ctx.db.transaction(async (tx) => {
+    const [updated] = await tx
+      .update(users)
+      .set({ lastLogin: ctx.now(), archived: false, ...(upgradedHash ? { passwordHash: upgradedHash } : {}) })
+      .where(eq(users.id, user.id))
+      .returning();
+    const tokens = await startSession(tx, ctx, updated);
+    return { ...tokens, user: toUserOut(updated), unarchiving };
+  });
+}
+
+/** Bearer endpoints that change the account need a verified account (GA's `verification_required`). */
+export function requireVerified(user: UserRow): void {
+  if (!user.verified) throw new AppError('not_verified');
+}
+
+/** The password confirmation of archive, delete and password change. */
+export async function confirmPassword(ctx: Context, user: UserRow, password: string, field: string): Promise<void> {
+  if (!(await ctx.hasher.verify(user.passwordHash, password))) {
+    throw fieldError('invalid_password', field, 'invalid_password', 'Invalid password.');
+  }
+}
+
+/** POST /archive-account. */
+export async function archiveAccount(ctx: Context, user: UserRow, password: string): Promise<void> {
+  requireVerified(user);
+  await confirmPassword(ctx, user, password, 'password');
+  await ctx.db.transaction(async (tx) => {
+    await tx.update(users).set({ archived: true }).where(eq(users.id, user.id));
+    await endAllSessions(tx, ctx, user.id);
+  });
+}
+
+/** POST /delete-account: removes the account, or deactivates it, as ALLOW_DELETE_ACCOUNT says. */
+export async function deleteAccount(ctx: Context, user: UserRow, password: string): Promise<void> {
+  requireVerified(user);
+  await confirmPassword(ctx, user, password, 'password');
+  await ctx.db.transaction(async (tx) => {
+    if (ctx.config.allowDeleteAccount) {
+      // Sessions, refresh tokens, email tokens and unsent email go with it (ON DELETE CASCADE).
+      await tx.delete(users).where(eq(users.id, user.id));
+    } else {
+      await tx.update(users).set({ isActive: false }).where(eq(users.id, user.id));
+      await endAllSessions(tx, ctx, user.id);
+    }
+  });
+}
+
+/** POST /update-account: a true PATCH over UPDATE_FIELDS (the schema refuses every other field). */
+export async function updateAccount(ctx: Context, user: UserRow, input: Profile): Promise<{ user: UserOut }> {
+  requireVerified(user);
+  const changes = normalizeProfile(input);
+  if (Object.keys(changes).length === 0) return { user: toUserOut(user) };
+  const emailChanged = changes.email !== undefined && changes.email.toLowerCase() !== (user.email ?? '').toLowerCase();
+  const updated = await withUniqueCheck(() =>
+    ctx.db.transaction(async (tx) => {
+      const [row] = await tx
+        .update(users)
+        .set({ ...changes, ...(emailChanged ? { verified: false } : {}) })
+        .where(eq(users.id, user.id))
+        .returning();
+      if (emailChanged) {
+        // The new address must be proven: links sent to the old one no longer verify anything.
+        await killEmailTokens(tx, ctx, user.id, ['activation', 'password_reset', 'password_set']);
+        await sendTokenEmail(tx, ctx, row, 'activation');
+      }
+      return row;
+    }),
+  );
+  if (emailChanged) ctx.mailQueued();
+  return { user: toUserOut(updated) };
+}
+
+function normalizeProfile(input: Profile): Profile {
+  const out: Profile = {};
+  if (input.email !== undefined) out.email = normalizeIdentifier(input.email);
+  if (input.username !== undefined) out.username = normalizeIdentifier(input.username);
+  if (input.firstName !== undefined) out.firstName = input.firstName;
+  if (input.lastName !== undefined) out.lastName = input.lastName;
+  return out;
+}

@@ -1,0 +1,103 @@
+// Passwords: reset by email, set (passwordless accounts), change. Writes users.password_hash.
+// Every password change, by any route, in one transaction: the new hash, the end of every session
+// (so stolen tokens die), the death of every other unused reset/set link, and a notification email.
+import { eq } from 'drizzle-orm';
+import type { Tx } from '../db/index.js';
+import { type EmailTokenPurpose, type UserRow, users } from '../db/schema.js';
+import { AppError } from '../errors.js';
+import { checkNewPassword } from '../lib/password-rules.js';
+import { enqueueEmail } from '../mail/outbox.js';
+import { passwordChangedEmail } from '../mail/templates.js';
+import type { TokenOut } from '../schemas.js';
+import { confirmPassword, requireVerified } from './accounts.js';
+import type { Context } from './context.js';
+import { consumeEmailToken, killEmailTokens, peekTokenOwner, sendTokenEmail } from './email-tokens.js';
+import { endAllSessions, startSession } from './sessions.js';
+import { findUserBy, toUserOut } from './users.js';
+
+export interface NewPassword {
+  newPassword1: string;
+  newPassword2: string;
+}
+
+/**
+ * POST /send-password-reset-email. Answers 202 at once and works afterwards, so that the answer and
+ * its timing are the same for every address. A verified account gets a reset link; an unverified
+ * one the activation email instead (its address is not proven yet); others nothing.
+ */
+export function sendPasswordResetEmail(ctx: Context, email: string): void {
+  ctx.background('send-password-reset-email', async () => {
+    const user = await findUserBy(ctx.db, 'email', email);
+    if (!user || !user.isActive) return;
+    await ctx.db.transaction((tx) => sendTokenEmail(tx, ctx, user, user.verified ? 'password_reset' : 'activation'));
+    ctx.mailQueued();
+  });
+}
+
+/** POST /password-reset. */
+export function resetPassword(ctx: Context, input: { token: string } & NewPassword): Promise<void> {
+  return redeem(ctx, input, 'password_reset');
+}
+
+/** POST /password-set: as reset, for an account that has no password yet. */
+export function setPassword(ctx: Context, input: { token: string } & NewPassword): Promise<void> {
+  return redeem(ctx, input, 'password_set', (u) => {
+    if (u.passwordHash !== null) throw new AppError('password_already_set');
+  });
+}
+
+async function redeem(
+  ctx: Context,
+  input: { token: string } & NewPassword,
+  purpose: EmailTokenPurpose,
+  check?: (user: UserRow) => void,
+): Promise<void> {
+  // The rules first (the similarity rule compares with the token's account, when there is one),
+  // then the costly hash outside the transaction, then the token, consumed under a lock.
+  const owner = await peekTokenOwner(ctx, input.token, purpose);
+  const hash = await hashNewPassword(ctx, input, owner ?? {});
+  await ctx.db.transaction(async (tx) => {
+    const user = await consumeEmailToken(tx, ctx, input.token, purpose, check);
+    // Proving control of the mailbox verifies the account.
+    await applyNewPassword(tx, ctx, user, hash, { verified: true });
+  });
+  ctx.mailQueued();
+}
+
+/** POST /password-change: ends every session, the caller's too, and starts a fresh one. */
+export async function changePassword(
+  ctx: Context,
+  user: UserRow,
+  input: { oldPassword: string } & NewPassword,
+): Promise<TokenOut> {
+  requireVerified(user);
+  await confirmPassword(ctx, user, input.oldPassword, 'oldPassword');
+  const hash = await hashNewPassword(ctx, input, user);
+  const result = await ctx.db.transaction(async (tx) => {
+    const updated = await applyNewPassword(tx, ctx, user, hash);
+    const tokens = await startSession(tx, ctx, updated);
+    return { ...tokens, user: toUserOut(updated) };
+  });
+  ctx.mailQueued();
+  return result;
+}
+
+async function hashNewPassword(ctx: Context, input: NewPassword, user: Partial<UserRow>): Promise<string> {
+  const errors = checkNewPassword(input.newPassword1, input.newPassword2, 'newPassword2', ctx.config.password, user);
+  if (errors) throw new AppError('validation_failed', { detail: 'The password is not acceptable.', errors });
+  return ctx.hasher.hash(input.newPassword1);
+}
+
+async function applyNewPassword(tx: Tx, ctx: Context, user: UserRow, hash: string, extra: Partial<UserRow> = {}): Promise<UserRow> {
+  const [updated] = await tx
+    .update(users)
+    .set({ passwordHash: hash, ...extra })
+    .where(eq(users.id, user.id))
+    .returning();
+  await endAllSessions(tx, ctx, user.id);
+  await killEmailTokens(tx, ctx, user.id, ['password_reset', 'password_set']);
+  if (updated.email) {
+    await enqueueEmail(tx, { userId: user.id, address: updated.email }, passwordChangedEmail(updated.firstName || updated.username));
+  }
+  return updated;
+}

@@ -1,0 +1,136 @@
+// Sessions, refresh tokens and the liveness of access tokens.
+// Invariants:
+// - a login starts one session; its access tokens carry its id (`sid`) and its refresh tokens
+//   belong to it. Ending a session (revoked_at) kills every token of it at once, which is why a
+//   refresh that races a logout, a password change or an archive can never leave a live token:
+//   whatever child it creates belongs to a session that is, or is about to be, ended;
+// - refresh tokens rotate on every use and are stored as SHA-256 only. A child is derived from its
+//   parent with a server-side HMAC (lib/keys.ts hmacKey), so a client that lost the response and
+//   retries within REFRESH_TOKEN_REUSE_INTERVAL gets the same child back without the raw child
+//   ever being stored; the unique index on parent_id makes a second child impossible;
+// - the parent row is locked (FOR UPDATE) while it is rotated, so concurrent refreshes of one token
+//   are serialised: one rotates, the others see it rotated and get the same child or, past the
+//   interval, are treated as theft: the whole session ends.
+import { and, eq, isNull, sql } from 'drizzle-orm';
+import type { Tx } from '../db/index.js';
+import { refreshTokens, sessions, type UserRow, users } from '../db/schema.js';
+import { AppError } from '../errors.js';
+import { addSeconds, unixSeconds } from '../lib/clock.js';
+import type { AccessClaims } from '../lib/jwt.js';
+import { deriveToken, hashToken, newToken } from '../lib/tokens.js';
+import type { TokenOut } from '../schemas.js';
+import type { Context } from './context.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+type Tokens = Omit<TokenOut, 'user' | 'unarchiving'>;
+
+/** Starts a session for the user and returns its first access (and refresh) token. */
+export async function startSession(tx: Tx, ctx: Context, user: UserRow): Promise<Tokens> {
+  const now = ctx.now();
+  const [session] = await tx
+    .insert(sessions)
+    .values({ userId: user.id, createdAt: now, expiresAt: addSeconds(now, ctx.config.jwt.refreshExpiresIn) })
+    .returning();
+  let refreshToken: string | undefined;
+  if (ctx.config.jwt.longRunningRefreshToken) {
+    refreshToken = newToken();
+    await tx.insert(refreshTokens).values({ sessionId: session.id, tokenHash: hashToken(refreshToken), createdAt: now });
+  }
+  return tokensFor(ctx, user, session, refreshToken);
+}
+
+function tokensFor(ctx: Context, user: UserRow, session: typeof sessions.$inferSelect, refreshToken: string | undefined): Tokens {
+  const access = ctx.accessTokens.issue({ userId: user.id, username: user.username, email: user.email }, session);
+  return {
+    token: access.token,
+    tokenType: 'Bearer',
+    expiresIn: access.expiresIn,
+    payload: access.payload as unknown as Record<string, unknown>,
+    ...(refreshToken ? { refreshToken, refreshExpiresIn: unixSeconds(session.expiresAt) } : {}),
+  };
+}
+
+/** Ends every session of the account (password change, reset, set, archive, delete). */
+export async function endAllSessions(tx: Tx, ctx: Context, userId: string): Promise<void> {
+  await tx.update(sessions).set({ revokedAt: ctx.now() }).where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt)));
+}
+
+type Outcome = { tokens: Tokens } | { error: AppError };
+
+/** POST /token/refresh. */
+export async function refresh(ctx: Context, refreshToken: string): Promise<TokenOut> {
+  const outcome = await ctx.db.transaction(async (tx): Promise<Outcome> => {
+    const [row] = await tx
+      .select({ token: refreshTokens, session: sessions, user: users })
+      .from(refreshTokens)
+      .innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
+      .innerJoin(users, eq(users.id, sessions.userId))
+      .where(eq(refreshTokens.tokenHash, hashToken(refreshToken)))
+      .for('update', { of: refreshTokens })
+      .limit(1);
+    if (!row || row.session.revokedAt || !row.user.isActive || row.user.archived) return { error: new AppError('invalid_token') };
+    const now = ctx.now();
+    if (row.session.expiresAt <= now) return { error: new AppError('expired_token') };
+
+    const child = deriveToken(ctx.keys.hmacKey, refreshToken);
+    if (row.token.rotatedAt === null) {
+      await tx.update(refreshTokens).set({ rotatedAt: now }).where(eq(refreshTokens.id, row.token.id));
+      await tx.insert(refreshTokens).values({ sessionId: row.session.id, parentId: row.token.id, tokenHash: hashToken(child), createdAt: now });
+      return { tokens: tokensFor(ctx, row.user, row.session, child) };
+    }
+    // Already rotated: a retry within the interval gets the same child, if that child is still the
+    // session's newest token; anything else is a replay of a stolen token.
+    const withinInterval = now.getTime() - row.token.rotatedAt.getTime() <= ctx.config.jwt.refreshReuseInterval * 1000;
+    if (withinInterval) {
+      const [childRow] = await tx.select().from(refreshTokens).where(eq(refreshTokens.parentId, row.token.id)).limit(1);
+      if (childRow && childRow.rotatedAt === null) return { tokens: tokensFor(ctx, row.user, row.session, child) };
+    }
+    await tx.update(sessions).set({ revokedAt: now }).where(eq(sessions.id, row.session.id));
+    return { error: new AppError('invalid_token') };
+  });
+  // The revocation of a reused token's session must commit, so the error is thrown after the transaction.
+  if ('error' in outcome) throw outcome.error;
+  return outcome.tokens;
+}
+
+/** POST /token/revoke: ends the session behind a refresh token. */
+export async function revoke(ctx: Context, refreshToken: string): Promise<{ revoked: number }> {
+  const now = ctx.now();
+  const ended = await ctx.db
+    .update(sessions)
+    .set({ revokedAt: now })
+    .where(
+      and(
+        isNull(sessions.revokedAt),
+        sql`${sessions.id} = (select ${refreshTokens.sessionId} from ${refreshTokens} where ${refreshTokens.tokenHash} = ${hashToken(refreshToken)})`,
+      ),
+    )
+    .returning({ id: sessions.id });
+  if (ended.length === 0) throw new AppError('invalid_token');
+  return { revoked: unixSeconds(now) };
+}
+
+/**
+ * The account behind an access token whose session is alive, for bearer endpoints and
+ * /token/verify. Throws invalid_token / expired_token; the caller decides how to answer.
+ */
+export async function resolveAccessToken(ctx: Context, token: string): Promise<{ user: UserRow; claims: AccessClaims }> {
+  const claims = ctx.accessTokens.verify(token);
+  if (!UUID.test(claims.sid) || !UUID.test(claims.sub)) throw new AppError('invalid_token');
+  const [row] = await ctx.db
+    .select({ user: users, revokedAt: sessions.revokedAt })
+    .from(sessions)
+    .innerJoin(users, eq(users.id, sessions.userId))
+    .where(and(eq(sessions.id, claims.sid), eq(users.id, claims.sub)))
+    .limit(1);
+  if (!row || row.revokedAt || !row.user.isActive || row.user.archived) throw new AppError('invalid_token');
+  return { user: row.user, claims };
+}
+
+/** POST /token/verify. */
+export async function verifyToken(ctx: Context, token: string): Promise<{ payload: Record<string, unknown> }> {
+  const { claims } = await resolveAccessToken(ctx, token);
+  return { payload: { ...claims } };
+}
+
