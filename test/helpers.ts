@@ -1,0 +1,243 @@
+// Test harness: a real app on a real database (PGlite by default, PostgreSQL when
+// TEST_DATABASE_URL is set: one fresh database per app), a real SMTP server in-process, and a
+// clock tests can move. Everything is torn down with the test.
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { drizzle } from 'drizzle-orm/pglite';
+import { migrate } from 'drizzle-orm/pglite/migrator';
+import { type ParsedMail, simpleParser } from 'mailparser';
+import postgres from 'postgres';
+import { SMTPServer } from 'smtp-server';
+import { buildApp } from '../src/app.js';
+import { type Config, loadConfig } from '../src/config.js';
+import { type Database, MIGRATIONS_FOLDER, openDatabase, usePglite } from '../src/db/index.js';
+import type { OutboxOptions } from '../src/mail/outbox.js';
+import type { App } from '../src/routes/types.js';
+
+/** The subset of tap's Test that the helpers need. */
+export interface T {
+  teardown(fn: () => unknown): void;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Database
+
+let template: Promise<PGlite> | undefined;
+
+/** A fresh, migrated, empty database of its own. */
+export async function makeDatabase(t: T): Promise<Database> {
+  const url = process.env.TEST_DATABASE_URL;
+  if (url) {
+    const name = `t_${randomBytes(6).toString('hex')}`;
+    const admin = postgres(url, { max: 1, onnotice: () => {} });
+    await admin.unsafe(`create database ${name}`);
+    const u = new URL(url);
+    u.pathname = `/${name}`;
+    const db = await openDatabase(u.toString(), '');
+    t.teardown(async () => {
+      await db.close();
+      await admin.unsafe(`drop database if exists ${name} with (force)`);
+      await admin.end();
+    });
+    return db;
+  }
+  // A fresh PGlite costs seconds; a clone of a migrated one about one.
+  template ??= PGlite.create().then(async (pg) => {
+    await migrate(drizzle(pg), { migrationsFolder: MIGRATIONS_FOLDER });
+    return pg;
+  });
+  const db = await usePglite(await (await template).clone());
+  t.teardown(() => db.close());
+  return db;
+}
+
+// ---------------------------------------------------------------------------------------------
+// SMTP
+
+export interface Sink {
+  url: string;
+  messages: ParsedMail[];
+  /** Waits for the n-th (1-based) email to `to` and returns it. */
+  waitFor(to: string, n?: number, timeoutMs?: number): Promise<ParsedMail>;
+  /** Emails to `to` so far. */
+  to(to: string): ParsedMail[];
+  stop(): Promise<void>;
+  start(): Promise<void>;
+}
+
+export async function smtpSink(t: T): Promise<Sink> {
+  const messages: ParsedMail[] = [];
+  let port = 0;
+  let server: SMTPServer;
+  const create = () =>
+    new SMTPServer({
+      authOptional: true,
+      disabledCommands: ['STARTTLS'],
+      logger: false,
+      onData(stream, _session, callback) {
+        simpleParser(stream)
+          .then((mail) => {
+            messages.push(mail);
+            callback();
+          })
+          .catch(callback);
+      },
+    });
+  const listen = () =>
+    new Promise<void>((resolve, reject) => {
+      server = create();
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => {
+        port = (server.server.address() as { port: number }).port;
+        resolve();
+      });
+    });
+  const close = () => new Promise<void>((resolve) => server.close(() => resolve()));
+  await listen();
+  const addressOf = (m: ParsedMail) => (Array.isArray(m.to) ? m.to[0] : m.to)?.value[0]?.address?.toLowerCase();
+  const sink: Sink = {
+    url: `smtp://127.0.0.1:${port}`,
+    messages,
+    to: (to) => messages.filter((m) => addressOf(m) === to.toLowerCase()),
+    async waitFor(to, n = 1, timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const found = sink.to(to);
+        if (found.length >= n) return found[n - 1];
+        if (Date.now() > deadline) throw new Error(`no email #${n} to ${to} within ${timeoutMs} ms (got ${found.length})`);
+        await sleep(25);
+      }
+    },
+    stop: close,
+    start: listen,
+  };
+  t.teardown(() => close().catch(() => {}));
+  return sink;
+}
+
+/** The one-time token in an email's link (the last path segment of the link). */
+export function tokenIn(mail: ParsedMail): string {
+  const m = /\/(?:activate|password-reset|password-set)\/([A-Za-z0-9_-]{20,})/.exec(mail.text ?? '');
+  if (!m) throw new Error(`no token link in email: ${mail.subject}`);
+  return decodeURIComponent(m[1]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clock
+
+export interface TestClock {
+  now: () => Date;
+  /** Moves time forward by `seconds`. */
+  advance(seconds: number): void;
+}
+
+export function testClock(): TestClock {
+  let offset = 0;
+  return { now: () => new Date(Date.now() + offset), advance: (s) => void (offset += s * 1000) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// App
+
+export interface TestApp {
+  app: App;
+  db: Database;
+  config: Readonly<Config>;
+  clock: TestClock;
+  mail: Sink;
+}
+
+export interface TestAppOptions {
+  /** Environment variables, as an operator would set them. */
+  env?: Record<string, string>;
+  outbox?: Partial<OutboxOptions>;
+}
+
+/** A ready app on a fresh database, sending email to an in-process SMTP server. */
+export async function buildTestApp(t: T, options: TestAppOptions = {}): Promise<TestApp> {
+  const [db, mail] = await Promise.all([makeDatabase(t), smtpSink(t)]);
+  const dataDir = mkdtempSync(join(tmpdir(), 'authservice-test-'));
+  const config = loadConfig({
+    DATA_DIR: dataDir,
+    SMTP_URL: mail.url,
+    FRONTEND_URL: 'https://app.example.com',
+    // Cheap hashes in tests; benchmarks use the production cost.
+    ARGON2_MEMORY_KIB: '1024',
+    ARGON2_ITERATIONS: '1',
+    LOG_LEVEL: 'silent',
+    RATE_LIMIT_MAX: '0',
+    ...options.env,
+  });
+  const clock = testClock();
+  const app = await buildApp(config, db, {
+    now: clock.now,
+    logger: false,
+    outbox: { baseDelay: 100, maxDelay: 1_000, pollInterval: 50, ...options.outbox },
+  });
+  await app.ready();
+  t.teardown(async () => {
+    await app.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  return { app, db, config, clock, mail };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+
+let counter = 0;
+/** A unique, valid email and username for this test run. */
+export function uniqueUser(prefix = 'user') {
+  const id = `${prefix}${process.pid}x${++counter}x${randomBytes(3).toString('hex')}`;
+  return { email: `${id}@example.com`, username: id };
+}
+
+export const PASSWORD = 'correct horse battery staple';
+
+export async function post(app: App, url: string, body: unknown, token?: string) {
+  const res = await app.inject({
+    method: 'POST',
+    url,
+    payload: body as object,
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+  });
+  return { status: res.statusCode, headers: res.headers, body: res.body ? safeJson(res.body) : undefined, raw: res.body };
+}
+
+export async function get(app: App, url: string, token?: string) {
+  const res = await app.inject({ method: 'GET', url, headers: token ? { authorization: `Bearer ${token}` } : {} });
+  return { status: res.statusCode, headers: res.headers, body: res.body ? safeJson(res.body) : undefined, raw: res.body };
+}
+
+function safeJson(text: string): any {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/** Registers an account (default fields and password) and returns what the API answered. */
+export async function registerUser(app: App, fields: Record<string, unknown> = {}) {
+  const user = uniqueUser();
+  const body = { ...user, password1: PASSWORD, password2: PASSWORD, ...fields };
+  const res = await post(app, '/register', body);
+  if (res.status !== 201) throw new Error(`register failed: ${res.status} ${res.raw}`);
+  return { ...res.body, email: body.email as string, username: body.username as string, password: body.password1 as string };
+}
+
+/** Registers and verifies an account through its activation email; logs in and returns the tokens. */
+export async function verifiedUser(h: TestApp, fields: Record<string, unknown> = {}) {
+  const reg = await registerUser(h.app, fields);
+  const mail = await h.mail.waitFor(reg.email);
+  const verify = await post(h.app, '/verify-account', { token: tokenIn(mail) });
+  if (verify.status !== 204) throw new Error(`verify failed: ${verify.status} ${verify.raw}`);
+  const login = await post(h.app, '/token', { email: reg.email, password: reg.password });
+  if (login.status !== 200) throw new Error(`login failed: ${login.status} ${login.raw}`);
+  return { ...reg, login: login.body, token: login.body.token as string, refreshToken: login.body.refreshToken as string };
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
