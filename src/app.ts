@@ -2,6 +2,7 @@
 // context, the outbox worker and the routes. Every piece is imported and registered explicitly.
 import { randomUUID } from 'node:crypto';
 import fastifyJwt from '@fastify/jwt';
+import fastifyRateLimit from '@fastify/rate-limit';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -91,6 +92,9 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+  // Throttles guessing (passwords, tokens) and email flooding, per client address, on the routes
+  // that opt in with `config: { rateLimit: … }` (routes/limits.ts). In memory: per instance.
+  await app.register(fastifyRateLimit, { global: false, errorResponseBuilder: (_req, ctx) => rateLimited(ctx.after) });
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const appErr = toAppError(err);
@@ -141,6 +145,10 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
     await worker.stop();
   });
   return app;
+}
+
+function rateLimited(after: string): AppError {
+  return new AppError('rate_limited', { detail: `Too many requests, try again in ${after}.` });
 }
 
 function toAppError(err: FastifyError): AppError {

@@ -49,7 +49,8 @@ export async function makeDatabase(t: T): Promise<Database> {
     await migrate(drizzle(pg), { migrationsFolder: MIGRATIONS_FOLDER });
     return pg;
   });
-  const db = await usePglite(await (await template).clone());
+  // clone() is typed as the interface, but returns a PGlite.
+  const db = await usePglite((await (await template).clone()) as PGlite);
   t.teardown(() => db.close());
   return db;
 }

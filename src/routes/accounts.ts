@@ -7,6 +7,7 @@ import * as accounts from '../services/accounts.js';
 import type { Context } from '../services/context.js';
 import { toUserOut } from '../services/users.js';
 import { bearer, bearerSecurity, userOf } from './bearer.js';
+import { limited } from './limits.js';
 import type { App } from './types.js';
 
 const FIELD_SCHEMAS: Record<ProfileField, TSchema> = { email: Email, username: Username, firstName: Name, lastName: Name };
@@ -20,6 +21,7 @@ export function accountRoutes(app: App, ctx: Context): void {
 
   const passwordFields = { password1: Password, password2: Password };
   app.post('/register', {
+    ...limited(config),
     schema: {
       tags,
       operationId: 'register',
@@ -38,6 +40,7 @@ export function accountRoutes(app: App, ctx: Context): void {
   });
 
   app.post('/verify-account', {
+    ...limited(config),
     schema: {
       tags,
       operationId: 'verifyAccount',
@@ -55,6 +58,7 @@ export function accountRoutes(app: App, ctx: Context): void {
   });
 
   app.post('/resend-activation-email', {
+    ...limited(config),
     schema: {
       tags,
       operationId: 'resendActivationEmail',
@@ -72,6 +76,7 @@ export function accountRoutes(app: App, ctx: Context): void {
   });
 
   app.post('/token', {
+    ...limited(config),
     schema: {
       tags: ['Token'],
       operationId: 'obtainToken',
@@ -103,6 +108,7 @@ export function accountRoutes(app: App, ctx: Context): void {
 
   const confirm = Type.Object({ password: Password }, { additionalProperties: false });
   app.post('/archive-account', {
+    ...limited(config),
     onRequest: authenticate,
     schema: {
       tags,
@@ -122,6 +128,7 @@ export function accountRoutes(app: App, ctx: Context): void {
   });
 
   app.post('/delete-account', {
+    ...limited(config),
     onRequest: authenticate,
     schema: {
       tags,

@@ -4,13 +4,16 @@ import { Accepted, Email, OpaqueToken, Password, problems, ref, TokenOutput } fr
 import type { Context } from '../services/context.js';
 import * as passwords from '../services/passwords.js';
 import { bearer, bearerSecurity, userOf } from './bearer.js';
+import { limited } from './limits.js';
 import type { App } from './types.js';
 
 export function passwordRoutes(app: App, ctx: Context): void {
+  const { config } = ctx;
   const tags = ['Password'];
   const redeemBody = Type.Object({ token: OpaqueToken, newPassword1: Password, newPassword2: Password }, { additionalProperties: false });
 
   app.post('/send-password-reset-email', {
+    ...limited(config),
     schema: {
       tags,
       operationId: 'sendPasswordResetEmail',
@@ -28,6 +31,7 @@ export function passwordRoutes(app: App, ctx: Context): void {
   });
 
   app.post('/password-reset', {
+    ...limited(config),
     schema: {
       tags,
       operationId: 'passwordReset',
@@ -45,6 +49,7 @@ export function passwordRoutes(app: App, ctx: Context): void {
   });
 
   app.post('/password-set', {
+    ...limited(config),
     schema: {
       tags,
       operationId: 'passwordSet',
@@ -62,6 +67,7 @@ export function passwordRoutes(app: App, ctx: Context): void {
   });
 
   app.post('/password-change', {
+    ...limited(config),
     onRequest: bearer(ctx),
     schema: {
       tags,
