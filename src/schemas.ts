@@ -100,7 +100,26 @@ export const Name = Type.String({ maxLength: 150 });
 export const Password = Type.String({ minLength: 1 });
 export const OpaqueToken = Type.String({ minLength: 1, maxLength: 512 });
 
-/** Problem responses for the given statuses, for a route's `response` schema. */
-export function problems(...statuses: number[]): Record<number, ReturnType<typeof ref>> {
-  return Object.fromEntries(statuses.map((s) => [s, ref(Problem)]));
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Invalid request, token or password (see `code` and `errors`).',
+  401: 'Not authenticated, or invalid credentials.',
+  403: 'The account must be verified first.',
+  404: 'Not found.',
+  409: 'Conflicts with the state of an account.',
+  413: 'The body is too large.',
+  415: 'The body is not JSON.',
+  429: 'Too many requests; see Retry-After.',
+  503: 'The service or its database is unavailable.',
+};
+
+/**
+ * Problem responses for the given statuses, for a route's `response` schema. Declaring them lets
+ * the OpenAPI document list them and keeps the serializer from stripping `code` and `errors`.
+ */
+export function problems(...statuses: number[]) {
+  const response = (status: number) => ({
+    description: STATUS_TEXT[status],
+    content: { 'application/problem+json': { schema: ref(Problem) } },
+  });
+  return Object.fromEntries(statuses.map((s) => [s, response(s)]));
 }
