@@ -94,7 +94,8 @@ export const Username = Type.String({
   pattern: '^[\\p{L}\\p{N}@.+\\-_]+$',
   description: '1–150 letters, digits and @.+-_',
 });
-export const Name = Type.String({ maxLength: 150 });
+// PostgreSQL text cannot hold NUL: refuse it here rather than fail in the database.
+export const Name = Type.String({ maxLength: 150, pattern: '^[^\\u0000]*$' });
 // No maxLength here: an over-long password is a password rule error (password_too_long),
 // refused before hashing; the body limit bounds it first.
 export const Password = Type.String({ minLength: 1 });
