@@ -1,0 +1,672 @@
+// POST /archive-account, POST /delete-account, POST /update-account (spec/API.md "bearer, verified",
+// spec/BEHAVIOUR.md sections of the same names). Test names starting with "GA …" / "SDA …" are
+// the counterparts of django-graphql-auth's and strawberry-django-auth's seed tests
+// (spec/SEED-TESTS.md: ArchiveAccount, DeleteAccount, UpdateAccount).
+import { and, eq, inArray, ne } from 'drizzle-orm';
+import type { ParsedMail } from 'mailparser';
+import t, { type Test } from 'tap';
+import { emailTokens, outbox, refreshTokens, sessions, users } from '../src/db/schema.js';
+import { buildTestApp, get, PASSWORD, post, registerUser, type TestApp, tokenIn, uniqueUser, verifiedUser } from './helpers.js';
+
+type Res = Awaited<ReturnType<typeof post>>;
+
+// Titles are "fixed per code" (API.md); these are the service's.
+const TITLES: Record<string, string> = {
+  validation_failed: 'Validation failed',
+  invalid_token: 'Invalid token',
+  invalid_password: 'Invalid password',
+  invalid_credentials: 'Invalid credentials',
+  unauthenticated: 'Unauthenticated',
+  not_verified: 'Not verified',
+  already_verified: 'Already verified',
+  unique: 'Already exists',
+};
+// The detail of each code, as API.md gives it (validation_failed: "a summary").
+const DETAILS: Record<string, string> = {
+  invalid_token: 'Invalid token.',
+  invalid_password: 'Invalid password.',
+  invalid_credentials: 'Please, enter valid credentials.',
+  unauthenticated: 'Unauthenticated.',
+  not_verified: 'Please verify your account.',
+};
+const PROBLEM_KEYS = ['type', 'title', 'status', 'detail', 'code', 'errors', 'requestId'];
+
+interface ProblemOptions {
+  detail?: string;
+  /** The exact `errors` member. */
+  errors?: Record<string, { message: string; code: string }[]>;
+  /** The fields `errors` must name (exactly these), when the messages are not pinned by the spec. */
+  fields?: string[];
+  /** Field → the field-level code expected among its errors. */
+  fieldCodes?: Record<string, string>;
+}
+
+/** The whole problem document (API.md "Errors"). */
+function assertProblem(t: Test, res: Res, status: number, code: string, opts: ProblemOptions = {}) {
+  t.equal(res.status, status, `status ${status} (${code})`);
+  t.match(String(res.headers['content-type']), /^application\/problem\+json/, 'problem content type');
+  const b = res.body;
+  t.type(b, 'object', 'a JSON body');
+  if (typeof b !== 'object' || b === null) return;
+  t.ok(String(b.type).endsWith(`/${code}`), `type ends with /${code} (got ${b.type})`);
+  t.equal(b.title, TITLES[code], 'title');
+  t.equal(b.status, status, 'status member');
+  t.equal(b.code, code, 'code');
+  const detail = opts.detail ?? DETAILS[code];
+  if (detail !== undefined) t.equal(b.detail, detail, 'detail');
+  else t.ok(typeof b.detail === 'string' && b.detail.length > 0, 'a detail');
+  t.ok(typeof b.requestId === 'string' && b.requestId.length > 0, 'requestId present');
+  t.same(Object.keys(b).filter((k) => !PROBLEM_KEYS.includes(k)), [], 'no other members');
+  if (opts.errors) {
+    t.strictSame(b.errors, opts.errors, 'errors');
+  } else if (opts.fields) {
+    t.same(Object.keys(b.errors ?? {}).sort(), [...opts.fields].sort(), `errors names ${opts.fields.join(', ')}`);
+    for (const f of opts.fields) {
+      const list = b.errors?.[f];
+      t.ok(Array.isArray(list) && list.length > 0, `errors.${f} is a non-empty list`);
+      for (const e of list ?? []) t.ok(typeof e.message === 'string' && typeof e.code === 'string', `errors.${f}: { message, code }`);
+    }
+    for (const [f, c] of Object.entries(opts.fieldCodes ?? {})) {
+      t.ok((b.errors?.[f] ?? []).some((e: { code: string }) => e.code === c), `errors.${f} has code ${c}`);
+    }
+  } else {
+    t.notOk('errors' in b, 'no field errors');
+  }
+}
+
+function assertUnauthenticated(t: Test, res: Res) {
+  assertProblem(t, res, 401, 'unauthenticated');
+  t.match(String(res.headers['www-authenticate'] ?? ''), /^Bearer\b/, 'WWW-Authenticate: Bearer');
+}
+
+const INVALID_PASSWORD = { password: [{ message: 'Invalid password.', code: 'invalid_password' }] };
+
+async function userRow(h: TestApp, id: string) {
+  const [row] = await h.db.db.select().from(users).where(eq(users.id, id));
+  return row;
+}
+
+async function logIn(h: TestApp, email: string, password = PASSWORD) {
+  const res = await post(h.app, '/token', { email, password });
+  if (res.status !== 200) throw new Error(`login failed: ${res.status} ${res.raw}`);
+  return { token: res.body.token as string, refreshToken: res.body.refreshToken as string, body: res.body };
+}
+
+/** Every way a client could still use a session: bearer endpoint, /token/verify, /token/refresh. */
+async function assertSessionDead(t: Test, h: TestApp, s: { token: string; refreshToken: string }, label: string) {
+  await t.test(`${label}: access token and refresh token are dead`, async (t) => {
+    assertUnauthenticated(t, await get(h.app, '/me', s.token));
+    assertProblem(t, await post(h.app, '/token/verify', { token: s.token }), 400, 'invalid_token');
+    assertProblem(t, await post(h.app, '/token/refresh', { refreshToken: s.refreshToken }), 400, 'invalid_token');
+  });
+}
+
+async function rawPost(h: TestApp, url: string, payload: string, token?: string): Promise<Res> {
+  const res = await h.app.inject({
+    method: 'POST',
+    url,
+    payload,
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+  });
+  let body: any;
+  try {
+    body = JSON.parse(res.body);
+  } catch {
+    body = res.body;
+  }
+  return { status: res.statusCode, headers: res.headers, body, raw: res.body };
+}
+
+const ENDPOINTS = [
+  { url: '/archive-account', valid: { password: PASSWORD }, invalid: {} as Record<string, unknown>, invalidField: 'password' },
+  { url: '/delete-account', valid: { password: PASSWORD }, invalid: {} as Record<string, unknown>, invalidField: 'password' },
+  { url: '/update-account', valid: { firstName: 'Ada' }, invalid: { foo: 'bar' } as Record<string, unknown>, invalidField: 'foo' },
+];
+
+// =============================================================================================
+// Default settings: ALLOW_DELETE_ACCOUNT=false, UPDATE_FIELDS=firstName,lastName,
+// ALLOW_LOGIN_NOT_VERIFIED=true (so an unverified account has a token from /register).
+
+t.test('default settings', async (t) => {
+  const h = await buildTestApp(t);
+
+  // ------------------------------------------------------------------------------------------
+  // Check order on the three bearer endpoints: 401, then 400 (body), then 403, then invalid_password.
+
+  for (const ep of ENDPOINTS) {
+    await t.test(`${ep.url}: check order`, async (t) => {
+      await t.test(`GA/SDA ${ep.url} "anonymous": no token → 401 unauthenticated with WWW-Authenticate`, async (t) => {
+        const res = await post(h.app, ep.url, ep.valid);
+        assertUnauthenticated(t, res);
+        t.equal(res.headers['www-authenticate'], 'Bearer', 'no credentials: a bare Bearer challenge');
+      });
+
+      await t.test(`${ep.url}: no token and an invalid body → 401, not 400 (the token is checked first)`, async (t) => {
+        assertUnauthenticated(t, await post(h.app, ep.url, ep.invalid));
+        assertUnauthenticated(t, await post(h.app, ep.url, { password: 12345678, verified: true }));
+        assertUnauthenticated(t, await rawPost(h, ep.url, '{"password":'));
+      });
+
+      await t.test(`${ep.url}: a forged or malformed access token → 401 unauthenticated`, async (t) => {
+        assertUnauthenticated(t, await post(h.app, ep.url, ep.valid, 'not-a-jwt'));
+        const u = await verifiedUser(h);
+        const [head, payload] = u.token.split('.');
+        assertUnauthenticated(t, await post(h.app, ep.url, ep.valid, `${head}.${payload}.AAAA`));
+        const res = await h.app.inject({ method: 'POST', url: ep.url, payload: ep.valid, headers: { authorization: u.token } });
+        t.equal(res.statusCode, 401, 'a token without the Bearer scheme');
+      });
+
+      await t.test(`${ep.url}: a valid token with an invalid body → 400 validation_failed`, async (t) => {
+        const u = await verifiedUser(h);
+        assertProblem(t, await post(h.app, ep.url, ep.invalid, u.token), 400, 'validation_failed', {
+          fields: [ep.invalidField],
+        });
+        const before = await userRow(h, u.user.id);
+        // Types are not coerced.
+        const typed = ep.url === '/update-account' ? { firstName: 12345678 } : { password: 12345678 };
+        assertProblem(t, await post(h.app, ep.url, typed, u.token), 400, 'validation_failed', {
+          fields: [Object.keys(typed)[0]],
+          fieldCodes: { [Object.keys(typed)[0]]: 'invalid' },
+        });
+        assertProblem(t, await rawPost(h, ep.url, '{"password":', u.token), 400, 'validation_failed');
+        t.strictSame(await userRow(h, u.user.id), before, 'nothing changed');
+        t.equal((await get(h.app, '/me', u.token)).status, 200, 'the session still works');
+      });
+
+      await t.test(`${ep.url}: an unverified account with an invalid body → 400, not 403 (the body before verified)`, async (t) => {
+        const u = await registerUser(h.app);
+        assertProblem(t, await post(h.app, ep.url, ep.invalid, u.token), 400, 'validation_failed', { fields: [ep.invalidField] });
+      });
+
+      await t.test(`GA/SDA ${ep.url} "unverified": → 403 not_verified and nothing changed`, async (t) => {
+        const u = await registerUser(h.app);
+        t.ok(u.token, 'register returned a token (ALLOW_LOGIN_NOT_VERIFIED defaults to true)');
+        const before = await userRow(h, u.user.id);
+        t.equal(before.verified, false);
+        assertProblem(t, await post(h.app, ep.url, ep.valid, u.token), 403, 'not_verified');
+        t.strictSame(await userRow(h, u.user.id), before, 'the row is unchanged (not archived, still active, same name)');
+        const me = await get(h.app, '/me', u.token);
+        t.equal(me.status, 200, 'the session is untouched');
+        t.equal(me.body.user.archived, false);
+        t.equal(me.body.user.isActive, true);
+      });
+
+      if (ep.url !== '/update-account') {
+        await t.test(`${ep.url}: an unverified account with a wrong password → 403 not_verified (verified before the password)`, async (t) => {
+          const u = await registerUser(h.app);
+          assertProblem(t, await post(h.app, ep.url, { password: 'wrong password 123' }, u.token), 403, 'not_verified');
+        });
+      }
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Archive
+
+  await t.test('/archive-account', async (t) => {
+    await t.test('GA/SDA ArchiveAccount "wrong password": → 400 invalid_password on errors.password, not archived', async (t) => {
+      const u = await verifiedUser(h);
+      const res = await post(h.app, '/archive-account', { password: 'not the password' }, u.token);
+      assertProblem(t, res, 400, 'invalid_password', { errors: INVALID_PASSWORD });
+      t.equal((await userRow(h, u.user.id)).archived, false, 'not archived');
+      t.equal((await get(h.app, '/me', u.token)).status, 200, 'the session still works');
+      const refreshed = await post(h.app, '/token/refresh', { refreshToken: u.refreshToken });
+      t.equal(refreshed.status, 200, 'the refresh token still works');
+    });
+
+    await t.test(
+      'GA/SDA ArchiveAccount "right password → archived" and "refresh tokens revoked after archive" (with two sessions of the same user)',
+      async (t) => {
+        const u = await verifiedUser(h);
+        const first = { token: u.token, refreshToken: u.refreshToken };
+        const second = await logIn(h, u.email);
+        const other = await verifiedUser(h); // another account's session is not touched
+
+        const res = await post(h.app, '/archive-account', { password: PASSWORD }, first.token);
+        t.equal(res.status, 204);
+        t.equal(res.raw, '', 'no body');
+        const row = await userRow(h, u.user.id);
+        t.equal(row.archived, true, 'archived in the database');
+        t.equal(row.isActive, true, 'still active');
+        t.equal(row.verified, true, 'still verified');
+
+        await assertSessionDead(t, h, first, 'the session that archived');
+        await assertSessionDead(t, h, second, 'a second session of the same user');
+        t.equal((await get(h.app, '/me', other.token)).status, 200, "another account's session still works");
+
+        await t.test('a failed login leaves it archived', async (t) => {
+          const bad = await post(h.app, '/token', { email: u.email, password: 'not the password' });
+          assertProblem(t, bad, 401, 'invalid_credentials');
+          t.notOk(bad.body?.token, 'no token');
+          t.equal((await userRow(h, u.user.id)).archived, true, 'still archived');
+        });
+
+        await t.test('GA/SDA ObtainJSONWebToken "archived user logs in": the next successful login un-archives it', async (t) => {
+          const login = await post(h.app, '/token', { username: u.username, password: PASSWORD });
+          t.equal(login.status, 200);
+          t.equal(login.body.unarchiving, true, 'unarchiving: true');
+          t.equal(login.body.user.archived, false);
+          t.ok(login.body.token && login.body.refreshToken, 'tokens');
+          const me = await get(h.app, '/me', login.body.token);
+          t.equal(me.status, 200);
+          t.equal(me.body.user.archived, false, '/me shows archived false');
+          t.equal((await userRow(h, u.user.id)).archived, false, 'not archived in the database');
+          const again = await post(h.app, '/token', { email: u.email, password: PASSWORD });
+          t.not(again.body.unarchiving, true, 'a later login does not claim to un-archive');
+        });
+
+        await assertSessionDead(t, h, first, 'after un-archiving, the session that archived');
+        await assertSessionDead(t, h, second, 'after un-archiving, the second session');
+      },
+    );
+  });
+
+  // ------------------------------------------------------------------------------------------
+  // Delete, ALLOW_DELETE_ACCOUNT=false: deactivate.
+
+  await t.test('/delete-account with ALLOW_DELETE_ACCOUNT=false (default)', async (t) => {
+    await t.test('GA/SDA DeleteAccount "wrong password": → 400 invalid_password on errors.password, still active', async (t) => {
+      const u = await verifiedUser(h);
+      const res = await post(h.app, '/delete-account', { password: 'not the password' }, u.token);
+      assertProblem(t, res, 400, 'invalid_password', { errors: INVALID_PASSWORD });
+      const row = await userRow(h, u.user.id);
+      t.equal(row.isActive, true, 'still active');
+      t.equal((await get(h.app, '/me', u.token)).status, 200, 'the session still works');
+    });
+
+    await t.test('GA DeleteAccount "default settings": is_active false, row kept, every token dead, cannot log in, email stays taken', async (t) => {
+      const u = await verifiedUser(h);
+      const first = { token: u.token, refreshToken: u.refreshToken };
+      const second = await logIn(h, u.email);
+
+      const res = await post(h.app, '/delete-account', { password: PASSWORD }, first.token);
+      t.equal(res.status, 204);
+      t.equal(res.raw, '', 'no body');
+      const row = await userRow(h, u.user.id);
+      t.ok(row, 'the row still exists');
+      t.equal(row?.isActive, false, 'is_active false');
+
+      await assertSessionDead(t, h, first, 'the session that deleted');
+      await assertSessionDead(t, h, second, 'a second session of the same user');
+
+      assertProblem(t, await post(h.app, '/token', { email: u.email, password: PASSWORD }), 401, 'invalid_credentials');
+      assertProblem(t, await post(h.app, '/token', { username: u.username, password: PASSWORD }), 401, 'invalid_credentials');
+      t.equal((await userRow(h, u.user.id)).isActive, false, 'a login does not re-activate it');
+
+      const again = await post(h.app, '/register', {
+        email: u.email.toUpperCase(),
+        username: uniqueUser().username,
+        password1: PASSWORD,
+        password2: PASSWORD,
+      });
+      const emailMessage = 'A user with that email already exists.';
+      assertProblem(t, again, 409, 'unique', { detail: emailMessage, errors: { email: [{ message: emailMessage, code: 'unique' }] } });
+      const sameName = await post(h.app, '/register', {
+        email: uniqueUser().email,
+        username: u.username,
+        password1: PASSWORD,
+        password2: PASSWORD,
+      });
+      const usernameMessage = 'A user with that username already exists.';
+      assertProblem(t, sameName, 409, 'unique', {
+        detail: usernameMessage,
+        errors: { username: [{ message: usernameMessage, code: 'unique' }] },
+      });
+    });
+  });
+
+  // ------------------------------------------------------------------------------------------
+  // Update with UPDATE_FIELDS=firstName,lastName (default).
+
+  await t.test('/update-account with UPDATE_FIELDS=firstName,lastName (default)', async (t) => {
+    await t.test('GA/SDA UpdateAccount "verified → first name saved"', async (t) => {
+      const u = await verifiedUser(h);
+      const res = await post(h.app, '/update-account', { firstName: 'Ada' }, u.token);
+      t.equal(res.status, 200);
+      t.match(String(res.headers['content-type']), /^application\/json/);
+      t.same(Object.keys(res.body), ['user'], 'the answer is { user }');
+      t.same(
+        Object.keys(res.body.user).sort(),
+        ['archived', 'dateJoined', 'email', 'firstName', 'hasPassword', 'id', 'isActive', 'lastLogin', 'lastName', 'username', 'verified'],
+        'a User and nothing else',
+      );
+      t.equal(res.body.user.firstName, 'Ada');
+      t.equal(res.body.user.id, u.user.id);
+      t.equal((await userRow(h, u.user.id)).firstName, 'Ada', 'saved');
+      t.equal((await get(h.app, '/me', u.token)).body.user.firstName, 'Ada', '/me shows it');
+    });
+
+    await t.test('PATCH semantics: { firstName } changes only firstName, lastName stays', async (t) => {
+      const u = await verifiedUser(h);
+      const both = await post(h.app, '/update-account', { firstName: 'Ada', lastName: 'Lovelace' }, u.token);
+      t.equal(both.status, 200);
+      t.equal(both.body.user.lastName, 'Lovelace');
+      const res = await post(h.app, '/update-account', { firstName: 'Grace' }, u.token);
+      t.equal(res.status, 200);
+      t.equal(res.body.user.firstName, 'Grace');
+      t.equal(res.body.user.lastName, 'Lovelace', 'lastName left as it was');
+      const row = await userRow(h, u.user.id);
+      t.equal(row.firstName, 'Grace');
+      t.equal(row.lastName, 'Lovelace', 'lastName unchanged in the database');
+      const last = await post(h.app, '/update-account', { lastName: 'Hopper' }, u.token);
+      t.equal(last.body.user.firstName, 'Grace', 'firstName left as it was');
+      t.equal(last.body.user.lastName, 'Hopper');
+      const blank = await post(h.app, '/update-account', { lastName: '' }, u.token);
+      t.equal(blank.status, 200, 'an empty name is allowed (Django blank=True)');
+      t.equal((await userRow(h, u.user.id)).lastName, '', 'an explicit empty string is applied');
+      t.equal((await userRow(h, u.user.id)).firstName, 'Grace');
+    });
+
+    await t.test('{} is fine and changes nothing', async (t) => {
+      const u = await verifiedUser(h);
+      await post(h.app, '/update-account', { firstName: 'Ada', lastName: 'Lovelace' }, u.token);
+      const before = await userRow(h, u.user.id);
+      const me = await get(h.app, '/me', u.token);
+      const res = await post(h.app, '/update-account', {}, u.token);
+      t.equal(res.status, 200);
+      t.strictSame(res.body.user, me.body.user, 'the same user as /me');
+      t.strictSame(await userRow(h, u.user.id), before, 'the row is unchanged');
+    });
+
+    await t.test('GA/SDA UpdateAccount "over-long first name → errors.firstName, unchanged": 151 (and 300) characters → 400 max_length', async (t) => {
+      const u = await verifiedUser(h);
+      await post(h.app, '/update-account', { firstName: 'Ada', lastName: 'Lovelace' }, u.token);
+      for (const n of [151, 300]) {
+        const res = await post(h.app, '/update-account', { firstName: 'a'.repeat(n) }, u.token);
+        assertProblem(t, res, 400, 'validation_failed', { fields: ['firstName'], fieldCodes: { firstName: 'max_length' } });
+        t.equal((await userRow(h, u.user.id)).firstName, 'Ada', `firstName unchanged after ${n} characters`);
+      }
+      const last = await post(h.app, '/update-account', { firstName: 'Grace', lastName: 'b'.repeat(151) }, u.token);
+      assertProblem(t, last, 400, 'validation_failed', { fields: ['lastName'], fieldCodes: { lastName: 'max_length' } });
+      const row = await userRow(h, u.user.id);
+      t.equal(row.firstName, 'Ada', 'the valid field of a refused body is not applied either');
+      t.equal(row.lastName, 'Lovelace');
+      const ok = await post(h.app, '/update-account', { firstName: 'a'.repeat(150) }, u.token);
+      t.equal(ok.status, 200, '150 characters are allowed');
+      t.equal((await userRow(h, u.user.id)).firstName, 'a'.repeat(150));
+    });
+
+    for (const [field, value] of [
+      ['verified', false],
+      ['archived', true],
+      ['isActive', false],
+      ['id', '00000000-0000-4000-8000-000000000000'],
+      ['password', 'a brand new password'],
+      ['email', 'new-address@example.com'],
+      ['username', 'brandnewname'],
+      ['foo', 'bar'],
+    ] as const) {
+      await t.test(`a field outside UPDATE_FIELDS, ${field} → 400 naming it, nothing changed`, async (t) => {
+        const u = await verifiedUser(h);
+        const before = await userRow(h, u.user.id);
+        const res = await post(h.app, '/update-account', { firstName: 'Changed', [field]: value }, u.token);
+        assertProblem(t, res, 400, 'validation_failed', { fields: [field] });
+        t.strictSame(await userRow(h, u.user.id), before, 'the row is unchanged (firstName included)');
+        const alone = await post(h.app, '/update-account', { [field]: value }, u.token);
+        assertProblem(t, alone, 400, 'validation_failed', { fields: [field] });
+        t.strictSame(await userRow(h, u.user.id), before, 'still unchanged');
+        t.equal((await logIn(h, u.email)).body.user.email, u.email, 'the same password still logs in, same email');
+      });
+    }
+
+    await t.test('types are not coerced: firstName null or a number → 400', async (t) => {
+      const u = await verifiedUser(h);
+      for (const value of [null, 42, ['Ada'], { first: 'Ada' }]) {
+        const res = await post(h.app, '/update-account', { firstName: value }, u.token);
+        assertProblem(t, res, 400, 'validation_failed', { fields: ['firstName'] });
+      }
+      t.equal((await userRow(h, u.user.id)).firstName, '', 'unchanged');
+    });
+  });
+});
+
+// =============================================================================================
+// ALLOW_DELETE_ACCOUNT=true: the row and everything of it goes.
+
+t.test('ALLOW_DELETE_ACCOUNT=true', async (t) => {
+  const h = await buildTestApp(t, { env: { ALLOW_DELETE_ACCOUNT: 'true' }, outbox: { maxAttempts: 1000 } });
+
+  await t.test('GA/SDA DeleteAccount "wrong password" and "unverified" still refuse under ALLOW_DELETE_ACCOUNT=true', async (t) => {
+    const u = await verifiedUser(h);
+    assertProblem(t, await post(h.app, '/delete-account', { password: 'not the password' }, u.token), 400, 'invalid_password', {
+      errors: INVALID_PASSWORD,
+    });
+    t.ok(await userRow(h, u.user.id), 'the row is still there');
+    const v = await registerUser(h.app);
+    assertProblem(t, await post(h.app, '/delete-account', { password: PASSWORD }, v.token), 403, 'not_verified');
+    t.ok(await userRow(h, v.user.id), 'the unverified row is still there');
+  });
+
+  await t.test(
+    'GA/SDA DeleteAccount "settings_b → row no longer exists": row, sessions, refresh tokens, email tokens and unsent email gone; email and username free again',
+    async (t) => {
+      const u = await verifiedUser(h);
+      const id = u.user.id as string;
+      const first = { token: u.token, refreshToken: u.refreshToken };
+      const second = await logIn(h, u.email);
+      // A rotated refresh token too (a chain of two rows).
+      const rotated = await post(h.app, '/token/refresh', { refreshToken: second.refreshToken });
+      t.equal(rotated.status, 200);
+      const secondNow = { token: rotated.body.token as string, refreshToken: rotated.body.refreshToken as string };
+
+      // An email that cannot leave yet: the mail server is down, so the reset email stays in the outbox.
+      await h.mail.stop();
+      let mailUp = false;
+      t.teardown(async () => {
+        if (!mailUp) await h.mail.start().catch(() => {});
+      });
+      const asked = await post(h.app, '/send-password-reset-email', { email: u.email });
+      t.equal(asked.status, 202);
+      await h.app.backgroundIdle();
+
+      const sessionIds = (await h.db.db.select({ id: sessions.id }).from(sessions).where(eq(sessions.userId, id))).map((r) => r.id);
+      t.ok(sessionIds.length >= 2, 'two sessions before');
+      const rtBefore = await h.db.db.select().from(refreshTokens).where(inArray(refreshTokens.sessionId, sessionIds));
+      t.ok(rtBefore.length >= 3, 'refresh tokens before');
+      const etBefore = await h.db.db.select().from(emailTokens).where(eq(emailTokens.userId, id));
+      t.ok(etBefore.some((r) => r.purpose === 'password_reset' && r.usedAt === null), 'an unused reset token before');
+      const unsent = await h.db.db
+        .select()
+        .from(outbox)
+        .where(and(eq(outbox.userId, id), ne(outbox.status, 'sent')));
+      t.equal(unsent.length, 1, 'one unsent email before');
+      const resetToken = tokenIn({ text: unsent[0]?.text ?? '' } as ParsedMail);
+
+      const res = await post(h.app, '/delete-account', { password: PASSWORD }, first.token);
+      t.equal(res.status, 204);
+      t.equal(res.raw, '', 'no body');
+
+      t.equal(await userRow(h, id), undefined, 'the row is gone');
+      t.same(await h.db.db.select().from(sessions).where(eq(sessions.userId, id)), [], 'its sessions are gone');
+      t.same(await h.db.db.select().from(refreshTokens).where(inArray(refreshTokens.sessionId, sessionIds)), [], 'its refresh tokens are gone');
+      t.same(await h.db.db.select().from(emailTokens).where(eq(emailTokens.userId, id)), [], 'its email tokens are gone');
+      t.same(await h.db.db.select().from(outbox).where(eq(outbox.userId, id)), [], 'its outbox rows are gone');
+      t.same(
+        await h.db.db
+          .select()
+          .from(outbox)
+          .where(and(eq(outbox.recipient, u.email), ne(outbox.status, 'sent'))),
+        [],
+        'no unsent email to its address',
+      );
+
+      await h.mail.start();
+      mailUp = true;
+      assertProblem(
+        t,
+        await post(h.app, '/password-reset', { token: resetToken, newPassword1: 'another fine passphrase', newPassword2: 'another fine passphrase' }),
+        400,
+        'invalid_token',
+      );
+
+      await assertSessionDead(t, h, first, 'the session that deleted');
+      await assertSessionDead(t, h, second, 'the rotated-away refresh token of the second session');
+      await assertSessionDead(t, h, secondNow, 'the second session');
+      assertProblem(t, await post(h.app, '/token', { email: u.email, password: PASSWORD }), 401, 'invalid_credentials');
+
+      // The same email and username register again: a new account, which the old tokens never reach.
+      const again = await post(h.app, '/register', { email: u.email, username: u.username, password1: PASSWORD, password2: PASSWORD });
+      t.equal(again.status, 201, 'the same email and username register again');
+      const newId = again.body.user.id as string;
+      t.not(newId, id, 'a new account');
+      t.equal(again.body.user.verified, false, 'the new account starts unverified');
+      assertUnauthenticated(t, await get(h.app, '/me', first.token));
+      assertUnauthenticated(t, await get(h.app, '/me', secondNow.token));
+      assertProblem(t, await post(h.app, '/token/refresh', { refreshToken: first.refreshToken }), 400, 'invalid_token');
+      assertProblem(t, await post(h.app, '/token/refresh', { refreshToken: secondNow.refreshToken }), 400, 'invalid_token');
+      assertProblem(t, await post(h.app, '/token/verify', { token: first.token }), 400, 'invalid_token');
+      const me = await get(h.app, '/me', again.body.token);
+      t.equal(me.status, 200, "the new account's own token works");
+      t.equal(me.body.user.id, newId);
+
+      // The new account gets its own activation email; the old reset email never goes out.
+      await h.mail.waitFor(u.email, 2);
+      await new Promise((r) => setTimeout(r, 300));
+      t.same(
+        h.mail.to(u.email).map((m) => m.subject),
+        ['Activate your account', 'Activate your account'],
+        'only the two activation emails reached the address; the deleted account’s reset email was dropped',
+      );
+    },
+  );
+});
+
+// =============================================================================================
+// UPDATE_FIELDS=firstName,lastName,username,email.
+
+t.test('UPDATE_FIELDS=firstName,lastName,username,email', async (t) => {
+  const h = await buildTestApp(t, { env: { UPDATE_FIELDS: 'firstName,lastName,username,email' } });
+
+  const outboxOf = async (id: string) => h.db.db.select().from(outbox).where(eq(outbox.userId, id));
+
+  await t.test('GA/SDA UpdateAccount "settings_b → success": username, firstName and lastName together', async (t) => {
+    const u = await verifiedUser(h);
+    const username = uniqueUser('renamed').username;
+    const res = await post(h.app, '/update-account', { username, firstName: 'Ada', lastName: 'Lovelace' }, u.token);
+    t.equal(res.status, 200);
+    t.match(res.body.user, { username, firstName: 'Ada', lastName: 'Lovelace', email: u.email, verified: true });
+    const row = await userRow(h, u.user.id);
+    t.match(row, { username, firstName: 'Ada', lastName: 'Lovelace', email: u.email, verified: true });
+    const login = await post(h.app, '/token', { username: username.toUpperCase(), password: PASSWORD });
+    t.equal(login.status, 200, 'logs in with the new username');
+    assertProblem(t, await post(h.app, '/token', { username: u.username, password: PASSWORD }), 401, 'invalid_credentials');
+  });
+
+  await t.test(
+    'GA UpdateAccount "settings_b unique clash" (here: username uniqueness): a username taken by another account, in another case → 409 unique on errors.username',
+    async (t) => {
+      const other = await registerUser(h.app);
+      const u = await verifiedUser(h);
+      const res = await post(h.app, '/update-account', { username: other.username.toUpperCase(), firstName: 'Ada' }, u.token);
+      const message = 'A user with that username already exists.';
+      assertProblem(t, res, 409, 'unique', { detail: message, errors: { username: [{ message, code: 'unique' }] } });
+      const row = await userRow(h, u.user.id);
+      t.equal(row.username, u.username, 'username unchanged');
+      t.equal(row.firstName, '', 'nothing else changed either');
+    },
+  );
+
+  await t.test('an email taken by another account, in another case → 409 unique on errors.email, still verified, no email sent', async (t) => {
+    const other = await registerUser(h.app);
+    const u = await verifiedUser(h);
+    const mailsBefore = await outboxOf(u.user.id);
+    const res = await post(h.app, '/update-account', { email: other.email.toUpperCase() }, u.token);
+    const message = 'A user with that email already exists.';
+    assertProblem(t, res, 409, 'unique', { detail: message, errors: { email: [{ message, code: 'unique' }] } });
+    const row = await userRow(h, u.user.id);
+    t.equal(row.email, u.email, 'email unchanged');
+    t.equal(row.verified, true, 'still verified');
+    t.equal((await outboxOf(u.user.id)).length, mailsBefore.length, 'no activation email queued');
+  });
+
+  await t.test('invalid username or email syntax → 400 naming the field, nothing changed', async (t) => {
+    const u = await verifiedUser(h);
+    const before = await userRow(h, u.user.id);
+    for (const username of ['has space', 'semi;colon', 'slash/name', '', 'a'.repeat(151)]) {
+      const res = await post(h.app, '/update-account', { username }, u.token);
+      assertProblem(t, res, 400, 'validation_failed', { fields: ['username'] });
+    }
+    for (const email of ['not-an-email', 'a@', '', `${'a'.repeat(250)}@example.com`]) {
+      const res = await post(h.app, '/update-account', { email }, u.token);
+      assertProblem(t, res, 400, 'validation_failed', { fields: ['email'] });
+    }
+    t.strictSame(await userRow(h, u.user.id), before, 'the row is unchanged');
+  });
+
+  await t.test(
+    'changing the email → 200 unverified; the activation email goes to the new address and verifies it; links sent to the old address do not verify',
+    async (t) => {
+      const u = await verifiedUser(h);
+      const oldActivation = tokenIn(await h.mail.waitFor(u.email, 1)); // already used to verify
+      // A reset link sent to the old address before the change (reset also verifies an account).
+      t.equal((await post(h.app, '/send-password-reset-email', { email: u.email })).status, 202);
+      await h.app.backgroundIdle();
+      const resetMail = await h.mail.waitFor(u.email, 2);
+      t.equal(resetMail.subject, 'Reset your password');
+      const oldReset = tokenIn(resetMail);
+
+      const newEmail = uniqueUser('moved').email;
+      const res = await post(h.app, '/update-account', { email: newEmail }, u.token);
+      t.equal(res.status, 200);
+      t.equal(res.body.user.email, newEmail);
+      t.equal(res.body.user.verified, false, 'verified false');
+      const row = await userRow(h, u.user.id);
+      t.equal(row.email, newEmail);
+      t.equal(row.verified, false, 'unverified in the database');
+
+      const activation = await h.mail.waitFor(newEmail, 1);
+      t.equal(activation.subject, 'Activate your account', 'an activation email to the new address');
+      t.same(
+        (await outboxOf(u.user.id)).filter((m) => m.recipient.toLowerCase() === u.email.toLowerCase()).map((m) => m.kind).sort(),
+        ['activation', 'password_reset'],
+        'nothing new queued for the old address',
+      );
+
+      const viaOldActivation = await post(h.app, '/verify-account', { token: oldActivation });
+      assertProblem(t, viaOldActivation, 400, 'invalid_token');
+      t.equal((await userRow(h, u.user.id)).verified, false, 'the old activation token did not verify the new address');
+
+      const viaOldReset = await post(h.app, '/password-reset', {
+        token: oldReset,
+        newPassword1: 'a different passphrase',
+        newPassword2: 'a different passphrase',
+      });
+      assertProblem(t, viaOldReset, 400, 'invalid_token');
+      t.equal((await userRow(h, u.user.id)).verified, false, 'a reset link sent to the old address did not verify the new address');
+
+      // Unverified: the verified-only endpoints refuse until the new address is proven.
+      assertProblem(t, await post(h.app, '/update-account', { firstName: 'Ada' }, u.token), 403, 'not_verified');
+
+      const verify = await post(h.app, '/verify-account', { token: tokenIn(activation) });
+      t.equal(verify.status, 204, 'the token sent to the new address verifies the account');
+      const me = await get(h.app, '/me', u.token);
+      t.equal(me.body.user.verified, true);
+      t.equal(me.body.user.email, newEmail);
+      t.equal((await logIn(h, newEmail)).body.user.id, u.user.id, 'logs in with the new email');
+      assertProblem(t, await post(h.app, '/token', { email: u.email, password: PASSWORD }), 401, 'invalid_credentials');
+      const reused = await post(h.app, '/verify-account', { token: oldActivation });
+      t.not(reused.status, 204, 'the old activation token still verifies nothing');
+    },
+  );
+
+  await t.test('changing only the case of one’s own email keeps the account verified and sends nothing', async (t) => {
+    const u = await verifiedUser(h);
+    const before = await outboxOf(u.user.id);
+    const [local, domain] = u.email.split('@');
+    const recased = `${local.toUpperCase()}@${domain.toUpperCase()}`;
+    const res = await post(h.app, '/update-account', { email: recased }, u.token);
+    t.equal(res.status, 200);
+    t.equal(res.body.user.verified, true, 'still verified');
+    t.equal(res.body.user.email.toLowerCase(), u.email.toLowerCase());
+    t.equal((await userRow(h, u.user.id)).verified, true, 'still verified in the database');
+    t.equal((await outboxOf(u.user.id)).length, before.length, 'no activation email queued');
+    t.equal((await post(h.app, '/update-account', { firstName: 'Ada' }, u.token)).status, 200, 'verified-only endpoints still work');
+  });
+
+  await t.test('setting one’s own username and email unchanged is not a clash', async (t) => {
+    const u = await verifiedUser(h);
+    const res = await post(h.app, '/update-account', { username: u.username, email: u.email }, u.token);
+    t.equal(res.status, 200);
+    t.equal(res.body.user.verified, true);
+  });
+});
