@@ -81,6 +81,10 @@ export function createAccessTokens(jwt: JWT, keys: SigningKeys, config: Config['
       if (typeof sub !== 'string' || typeof sid !== 'string' || typeof jti !== 'string' || typeof exp !== 'number') {
         throw new AppError('invalid_token');
       }
+      // fast-jwt checks iss/aud only when the claim is present: a token from an instance that
+      // shares the key but sets no issuer must not pass here.
+      if (config.issuer && claims.iss !== config.issuer) throw new AppError('invalid_token');
+      if (config.audience && ![claims.aud].flat().includes(config.audience)) throw new AppError('invalid_token');
       if (exp <= unixSeconds(now())) throw new AppError('expired_token');
       return claims as AccessClaims;
     },

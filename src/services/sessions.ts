@@ -81,7 +81,7 @@ export async function refresh(ctx: Context, refreshToken: string): Promise<Token
     }
     // Already rotated: a retry within the interval gets the same child, if that child is still the
     // session's newest token; anything else is a replay of a stolen token.
-    const withinInterval = now.getTime() - row.token.rotatedAt.getTime() <= ctx.config.jwt.refreshReuseInterval * 1000;
+    const withinInterval = now.getTime() - row.token.rotatedAt.getTime() < ctx.config.jwt.refreshReuseInterval * 1000;
     if (withinInterval) {
       const [childRow] = await tx.select().from(refreshTokens).where(eq(refreshTokens.parentId, row.token.id)).limit(1);
       if (childRow && childRow.rotatedAt === null) return { tokens: tokensFor(ctx, row.user, row.session, child) };
