@@ -24,6 +24,7 @@ import type { App } from './routes/types.js';
 import { fromValidation } from './validation.js';
 import { problems, sharedSchemas } from './schemas.js';
 import type { Context } from './services/context.js';
+import { normalizeIdentifier } from './services/users.js';
 
 export interface Overrides {
   now?: Clock;
@@ -111,6 +112,15 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
     const err = new AppError(allowed.length ? 'method_not_allowed' : 'not_found');
     return reply.code(err.status).type('application/problem+json').send(toProblem(err, request.id, config.publicUrl));
   });
+  // Identifiers are NFKC-normalised before validation, so the rules (username characters, lengths)
+  // hold for the value that is stored: full-width or ligature forms cannot smuggle in a space.
+  app.addHook('preValidation', async (request) => {
+    const body = request.body as Record<string, unknown> | null;
+    if (!body || typeof body !== 'object' || Array.isArray(body)) return;
+    for (const field of ['email', 'username']) {
+      if (typeof body[field] === 'string') body[field] = normalizeIdentifier(body[field] as string);
+    }
+  });
   // Answers about accounts and tokens are never cached by a browser or a proxy.
   app.addHook('onSend', async (_request, reply, payload) => {
     if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
@@ -126,6 +136,7 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
       tags: ['Service'],
       operationId: 'health',
       summary: 'Liveness and database reachability',
+      description: '200 when the service and its database answer; 503 otherwise (and while shutting down).',
       response: { 200: Type.Object({ status: Type.Literal('ok') }), ...problems(503) },
     },
     handler: async () => {

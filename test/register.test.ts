@@ -320,6 +320,17 @@ t.test('POST /register with default settings', async (t) => {
     t.equal(ok.status, 201, '150 characters are accepted');
   });
 
+  t.test('regression: the username rules hold for the NFKC form that is stored (U+FDFA expands to words with spaces)', async (t) => {
+    const ligature = await post(h.app, '/register', body({ username: '\uFDFA' }));
+    assertProblem(t, ligature, 'validation_failed', { fields: ['username'] });
+    t.same(codesOf(ligature, 'username'), ['invalid']);
+    const long = await post(h.app, '/register', body({ username: '\u3392'.repeat(50) })); // ㎒ → MHz: 150 → fine, 3 × 50
+    t.equal(long.status, 201, 'a name whose NFKC form is 150 characters is accepted');
+    const tooLong = await post(h.app, '/register', body({ username: '\u3392'.repeat(51) }));
+    assertProblem(t, tooLong, 'validation_failed', { fields: ['username'] });
+    t.ok(codesOf(tooLong, 'username').includes('max_length'), 'the limit applies to the stored form');
+  });
+
   t.test('schema: an email over 254 characters is errors.email (254 is accepted)', async (t) => {
     const domain = (last: number) => `${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(last)}.com`;
     const tooLong = `${'a'.repeat(64)}@${domain(58)}`;

@@ -100,6 +100,9 @@ export function accountRoutes(app: App, ctx: Context): void {
       tags,
       operationId: 'me',
       summary: 'The authenticated account',
+      description:
+        'The account of the access token, if its session is alive (not logged out, no password change since). ' +
+        "(django-graphql-auth's `me` query)",
       security: bearerSecurity,
       response: { 200: Type.Object({ user: ref(User) }), ...problems(401) },
     },
