@@ -55,7 +55,8 @@ async function redeem(
   // The rules first (the similarity rule compares with the token's account, when there is one),
   // then the costly hash outside the transaction, then the token, consumed under a lock.
   const owner = await peekTokenOwner(ctx, input.token, purpose);
-  const hash = await hashNewPassword(ctx, input, owner ?? {});
+  checkRules(ctx, input, owner ?? {});
+  const hash = await ctx.hasher.hash(input.newPassword1);
   await ctx.db.transaction(async (tx) => {
     const user = await consumeEmailToken(tx, ctx, input.token, purpose, check);
     // Proving control of the mailbox verifies the account.
@@ -70,9 +71,12 @@ export async function changePassword(
   user: UserRow,
   input: { oldPassword: string } & NewPassword,
 ): Promise<TokenOut> {
+  // spec/API.md's order for bearer endpoints: the body (the new password's rules too), then
+  // verified, then the password confirmation.
+  checkRules(ctx, input, user);
   requireVerified(user);
   await confirmPassword(ctx, user, input.oldPassword, 'oldPassword');
-  const hash = await hashNewPassword(ctx, input, user);
+  const hash = await ctx.hasher.hash(input.newPassword1);
   const result = await ctx.db.transaction(async (tx) => {
     const updated = await applyNewPassword(tx, ctx, user, hash);
     const tokens = await startSession(tx, ctx, updated);
@@ -82,10 +86,9 @@ export async function changePassword(
   return result;
 }
 
-async function hashNewPassword(ctx: Context, input: NewPassword, user: Partial<UserRow>): Promise<string> {
+function checkRules(ctx: Context, input: NewPassword, user: Partial<UserRow>): void {
   const errors = checkNewPassword(input.newPassword1, input.newPassword2, 'newPassword2', ctx.config.password, user);
   if (errors) throw new AppError('validation_failed', { detail: 'The password is not acceptable.', errors });
-  return ctx.hasher.hash(input.newPassword1);
 }
 
 async function applyNewPassword(tx: Tx, ctx: Context, user: UserRow, hash: string, extra: Partial<UserRow> = {}): Promise<UserRow> {
