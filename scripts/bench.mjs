@@ -40,9 +40,9 @@ const json = (body, token) => ({
   body: JSON.stringify(body),
 });
 
-function run(title, opts) {
+function run(title, { path, ...opts }) {
   return new Promise((resolve, reject) => {
-    autocannon({ url: base, connections: 20, duration: 10, ...opts }, (err, r) => {
+    autocannon({ url: base + path, connections: 20, duration: 10, ...opts }, (err, r) => {
       if (err) return reject(err);
       const non2xx = r.non2xx;
       console.log(
