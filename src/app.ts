@@ -24,6 +24,7 @@ import type { App } from './routes/types.js';
 import { fromValidation } from './validation.js';
 import { problems, sharedSchemas } from './schemas.js';
 import type { Context } from './services/context.js';
+import { purgeStale } from './services/housekeeping.js';
 import { normalizeIdentifier } from './services/users.js';
 
 export interface Overrides {
@@ -150,8 +151,23 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  app.addHook('onReady', async () => worker.start());
+  // A minute after start, then hourly; unref'd so it never keeps the process alive.
+  let housekeepingTimer: NodeJS.Timeout | undefined;
+  const scheduleHousekeeping = (delay: number) => {
+    housekeepingTimer = setTimeout(async () => {
+      await purgeStale(database.db, now()).then(
+        (purged) => app.log.info({ purged }, 'housekeeping: purged stale rows'),
+        (err) => app.log.error({ err }, 'housekeeping failed'),
+      );
+      scheduleHousekeeping(3_600_000);
+    }, delay).unref();
+  };
+  app.addHook('onReady', async () => {
+    worker.start();
+    scheduleHousekeeping(60_000);
+  });
   app.addHook('onClose', async () => {
+    clearTimeout(housekeepingTimer);
     await tasks.idle();
     await worker.stop();
   });
