@@ -9,11 +9,13 @@ import { PGlite } from '@electric-sql/pglite';
 import { drizzle } from 'drizzle-orm/pglite';
 import { migrate } from 'drizzle-orm/pglite/migrator';
 import { type ParsedMail, simpleParser } from 'mailparser';
+import { count, eq } from 'drizzle-orm';
 import postgres from 'postgres';
 import { SMTPServer } from 'smtp-server';
 import { buildApp } from '../src/app.js';
 import { type Config, loadConfig } from '../src/config.js';
 import { type Database, MIGRATIONS_FOLDER, openDatabase, usePglite } from '../src/db/index.js';
+import { outbox } from '../src/db/schema.js';
 import type { OutboxOptions } from '../src/mail/outbox.js';
 import type { App } from '../src/routes/types.js';
 
@@ -242,3 +244,18 @@ export async function verifiedUser(h: TestApp, fields: Record<string, unknown> =
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Waits until the work after responses is done and the outbox has nothing pending: every email
+ * queued so far has reached the SMTP server (a row is marked sent only after the server took it).
+ */
+export async function outboxSettled(h: TestApp, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    await h.app.backgroundIdle();
+    const [{ n }] = await h.db.db.select({ n: count() }).from(outbox).where(eq(outbox.status, 'pending'));
+    if (n === 0) return;
+    if (Date.now() > deadline) throw new Error(`${n} email(s) still pending after ${timeoutMs} ms`);
+    await sleep(25);
+  }
+}
