@@ -10,6 +10,11 @@ export function fromValidation(issues: FastifySchemaValidationError[]): AppError
     const list = (errors[field] ??= []);
     if (!list.some((e) => e.code === code)) list.push({ message, code });
   }
+  return validationFailed(errors);
+}
+
+/** A 400 validation_failed whose detail names the fields at fault. */
+export function validationFailed(errors: FieldErrors): AppError {
   const fields = Object.keys(errors);
   const detail = fields.length === 1 ? `Invalid field: ${fields[0]}.` : `Invalid fields: ${fields.join(', ')}.`;
   return new AppError('validation_failed', { detail, errors });

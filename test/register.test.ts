@@ -220,6 +220,17 @@ t.test('POST /register with default settings', async (t) => {
     ]);
   });
 
+  t.test('every field error is reported at once: schema errors and password rules in one answer', async (t) => {
+    const res = await post(h.app, '/register', body({ email: 'not-an-email', username: 'has space', password1: '123', password2: '123' }));
+    assertProblem(t, res, 'validation_failed', { fields: ['email', 'username', 'password2'] });
+    t.same(codesOf(res, 'email'), ['invalid']);
+    t.same(codesOf(res, 'username'), ['invalid']);
+    t.ok(codesOf(res, 'password2').includes('password_too_short'), 'the rules ran despite the schema errors');
+    const mismatch = await post(h.app, '/register', body({ email: 42, password1: 'correct horse battery', password2: 'another horse battery' }));
+    assertProblem(t, mismatch, 'validation_failed', { fields: ['email', 'password2'] });
+    t.same(codesOf(mismatch, 'password2'), ['password_mismatch']);
+  });
+
   t.test('a weak password is a 400 even when the email is taken (rules run before any lookup)', async (t) => {
     const reg = await registerUser(h.app);
     const res = await post(h.app, '/register', { email: reg.email, username: uniqueUser().username, password1: '123', password2: '123' });

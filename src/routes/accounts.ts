@@ -9,6 +9,7 @@ import { toUserOut } from '../services/users.js';
 import { bearer, bearerSecurity, userOf } from './bearer.js';
 import { limited } from './limits.js';
 import type { App } from './types.js';
+import { fromValidation } from '../validation.js';
 
 const FIELD_SCHEMAS: Record<ProfileField, TSchema> = { email: Email, username: Username, firstName: Name, lastName: Name };
 const pick = (fields: readonly ProfileField[]) => Object.fromEntries(fields.map((f) => [f, FIELD_SCHEMAS[f]]));
@@ -36,7 +37,12 @@ export function accountRoutes(app: App, ctx: Context): void {
       ),
       response: { 201: ref(RegisterOutput), ...problems(400, 409, 413, 415, 429) },
     },
-    handler: async (request, reply) => reply.code(201).send(await accounts.register(ctx, request.body as accounts.RegisterInput)),
+    // The schema's errors are handed to the service, which adds the password rules' errors to them.
+    attachValidation: true,
+    handler: async (request, reply) => {
+      const schemaErrors = request.validationError ? fromValidation(request.validationError.validation).errors : undefined;
+      return reply.code(201).send(await accounts.register(ctx, request.body as accounts.RegisterInput, schemaErrors));
+    },
   });
 
   app.post('/verify-account', {

@@ -3,9 +3,10 @@
 import { eq } from 'drizzle-orm';
 import type { LoginField, ProfileField } from '../config.js';
 import { users, type UserRow } from '../db/schema.js';
-import { AppError, fieldError } from '../errors.js';
+import { AppError, type FieldErrors, fieldError } from '../errors.js';
 import { checkNewPassword } from '../lib/password-rules.js';
 import type { TokenOut, UserOut } from '../schemas.js';
+import { validationFailed } from '../validation.js';
 import type { Context } from './context.js';
 import { consumeEmailToken, killEmailTokens, sendTokenEmail } from './email-tokens.js';
 import { endAllSessions, startSession } from './sessions.js';
@@ -18,22 +19,22 @@ export interface RegisterInput extends Profile {
   password2?: string;
 }
 
-/** POST /register. */
-export async function register(ctx: Context, input: RegisterInput): Promise<{ user: UserOut } & Partial<TokenOut>> {
+/**
+ * POST /register. `schemaErrors` are the body's schema errors, if any: the password rules run
+ * anyway, so that every field error is reported at once, and before any lookup, so that the
+ * answer for a weak password never depends on whether the email is taken.
+ */
+export async function register(
+  ctx: Context,
+  input: RegisterInput,
+  schemaErrors?: FieldErrors,
+): Promise<{ user: UserOut } & Partial<TokenOut>> {
   const { config } = ctx;
-  const profile = normalizeProfile(input);
-  const { password1, password2 } = input;
-  if (password1 === undefined || password2 === undefined) {
-    // The schema makes both required unless passwordless registration is on; then both or neither.
-    if (password1 !== undefined || password2 !== undefined) {
-      const missing = password1 === undefined ? 'password1' : 'password2';
-      throw fieldError('validation_failed', missing, 'required', 'This field is required.');
-    }
-  } else {
-    const errors = checkNewPassword(password1, password2, 'password2', config.password, profile);
-    if (errors) throw new AppError('validation_failed', { detail: 'The password is not acceptable.', errors });
-  }
-  const passwordHash = password1 === undefined ? null : await ctx.hasher.hash(password1);
+  const body: RegisterInput = input !== null && typeof input === 'object' && !Array.isArray(input) ? input : {};
+  const profile = normalizeProfile(body);
+  const errors = mergeErrors(schemaErrors, registerPasswordErrors(ctx, body, profile));
+  if (errors) throw validationFailed(errors);
+  const passwordHash = body.password1 === undefined ? null : await ctx.hasher.hash(body.password1);
 
   const result = await withUniqueCheck(() =>
     ctx.db.transaction(async (tx) => {
@@ -48,6 +49,27 @@ export async function register(ctx: Context, input: RegisterInput): Promise<{ us
   );
   ctx.mailQueued();
   return result;
+}
+
+/** Both passwords, checked by the rules; or, under passwordless registration, neither. */
+function registerPasswordErrors(ctx: Context, { password1, password2 }: RegisterInput, profile: Profile): FieldErrors | undefined {
+  if (typeof password1 === 'string' && typeof password2 === 'string') {
+    return checkNewPassword(password1, password2, 'password2', ctx.config.password, profile);
+  }
+  if (password1 === undefined && password2 !== undefined) return { password1: [REQUIRED] };
+  if (password2 === undefined && password1 !== undefined) return { password2: [REQUIRED] };
+  return undefined; // neither: the schema requires them unless passwordless registration is on
+}
+
+const REQUIRED = { message: 'This field is required.', code: 'required' };
+
+function mergeErrors(a: FieldErrors | undefined, b: FieldErrors | undefined): FieldErrors | undefined {
+  if (!a || !b) return a ?? b;
+  const merged: FieldErrors = { ...a };
+  for (const [field, list] of Object.entries(b)) {
+    merged[field] = [...(merged[field] ?? []), ...list.filter((e) => !merged[field]?.some((m) => m.code === e.code))];
+  }
+  return merged;
 }
 
 /** POST /verify-account. */
@@ -168,9 +190,10 @@ export async function updateAccount(ctx: Context, user: UserRow, input: Profile)
 
 function normalizeProfile(input: Profile): Profile {
   const out: Profile = {};
-  if (input.email !== undefined) out.email = normalizeIdentifier(input.email);
-  if (input.username !== undefined) out.username = normalizeIdentifier(input.username);
-  if (input.firstName !== undefined) out.firstName = input.firstName;
-  if (input.lastName !== undefined) out.lastName = input.lastName;
+  // typeof checks: register also sees bodies that failed the schema (to report all errors at once).
+  if (typeof input.email === 'string') out.email = normalizeIdentifier(input.email);
+  if (typeof input.username === 'string') out.username = normalizeIdentifier(input.username);
+  if (typeof input.firstName === 'string') out.firstName = input.firstName;
+  if (typeof input.lastName === 'string') out.lastName = input.lastName;
   return out;
 }
