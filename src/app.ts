@@ -14,6 +14,7 @@ import { AppError, toProblem } from './errors.js';
 import { type Clock, systemClock } from './lib/clock.js';
 import { createAccessTokens, fastifyJwtOptions } from './lib/jwt.js';
 import { loadSigningKeys } from './lib/keys.js';
+import { serializeError } from './lib/log.js';
 import { createHasher } from './lib/password.js';
 import { createTasks } from './lib/tasks.js';
 import { DEFAULT_OUTBOX, logTransport, type OutboxOptions, OutboxWorker, smtpTransport, type Transport } from './mail/outbox.js';
@@ -43,7 +44,10 @@ declare module 'fastify' {
 
 export async function buildApp(config: Readonly<Config>, database: Database, overrides: Overrides = {}): Promise<App> {
   const app = Fastify({
-    logger: overrides.logger === false ? false : { level: config.logLevel, redact: ['req.headers.authorization'] },
+    logger:
+      overrides.logger === false
+        ? false
+        : { level: config.logLevel, redact: ['req.headers.authorization'], serializers: { err: serializeError } },
     genReqId: () => randomUUID(), // never trust a client-chosen request id
     requestIdHeader: false,
     trustProxy: config.trustProxy,

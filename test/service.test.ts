@@ -8,7 +8,8 @@ import t, { type Test } from 'tap';
 import { emailTokens, refreshTokens, users } from '../src/db/schema.js';
 import { ERRORS, type ErrorCode } from '../src/errors.js';
 import type { App } from '../src/routes/types.js';
-import { buildTestApp, PASSWORD, tokenIn, uniqueUser, verifiedUser } from './helpers.js';
+import { serializeError } from '../src/lib/log.js';
+import { buildTestApp, PASSWORD, registerUser, tokenIn, uniqueUser, verifiedUser } from './helpers.js';
 
 interface Res {
   method: string;
@@ -542,4 +543,22 @@ t.test('no response carries a password hash or a token hash', async (t) => {
     for (const hash of hashes) if (text.includes(hash)) leaks.push(`${res.method} ${res.url} ${res.status}: a stored hash`);
   }
   t.same(leaks, [], 'no hash in any response');
+});
+
+t.test('regression: a failed query is logged with its SQL but never its parameters (hashes, emails)', async (t) => {
+  const h = await buildTestApp(t);
+  const reg = await registerUser(h.app);
+  const secret = '$argon2id$v=19$m=1024,t=1,p=1$c2VjcmV0LXBhcmFtZXRlcg$bm90LWEtcmVhbC1oYXNo';
+  // A real failing query: a second account with a taken email violates the unique index.
+  const err = await h.db.db
+    .insert(users)
+    .values({ email: reg.email.toUpperCase(), username: 'someone-else', passwordHash: secret })
+    .then(() => undefined, (e: Error) => e);
+  t.ok(err instanceof Error, 'the query failed');
+  t.match(String(err?.message), secret, 'the driver-level error message does carry the parameters');
+  const logged = JSON.stringify(serializeError(err as Error));
+  t.notMatch(logged, secret, 'the logged form has no password hash');
+  t.notMatch(logged, reg.email.toUpperCase(), 'nor the email');
+  t.match(logged, /insert into .*users/, 'but says which query failed');
+  t.match(logged, /23505/, "and the database's error code");
 });
