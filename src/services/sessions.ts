@@ -12,7 +12,7 @@
 //   are serialised: one rotates, the others see it rotated and get the same child or, past the
 //   interval, are treated as theft: the whole session ends.
 import { and, eq, isNull, sql } from 'drizzle-orm';
-import type { Tx } from '../db/index.js';
+import type { Db, Tx } from '../db/index.js';
 import { refreshTokens, sessions, type UserRow, users } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import { addSeconds, unixSeconds } from '../lib/clock.js';
@@ -111,6 +111,23 @@ export async function revoke(ctx: Context, refreshToken: string): Promise<{ revo
   return { revoked: unixSeconds(now) };
 }
 
+// Every bearer request runs this query: build its SQL once per database (design/STACK.md
+// measured Drizzle's per-call query building at several times the query itself).
+const sessionUserQueries = new WeakMap<Db, ReturnType<typeof buildSessionUserQuery>>();
+const buildSessionUserQuery = (db: Db) =>
+  db
+    .select({ user: users, revokedAt: sessions.revokedAt })
+    .from(sessions)
+    .innerJoin(users, eq(users.id, sessions.userId))
+    .where(and(eq(sessions.id, sql.placeholder('sid')), eq(users.id, sql.placeholder('sub'))))
+    .limit(1)
+    .prepare('session_user');
+function sessionUserQuery(db: Db) {
+  let query = sessionUserQueries.get(db);
+  if (!query) sessionUserQueries.set(db, (query = buildSessionUserQuery(db)));
+  return query;
+}
+
 /**
  * The account behind an access token whose session is alive, for bearer endpoints and
  * /token/verify. Throws invalid_token / expired_token; the caller decides how to answer.
@@ -118,12 +135,7 @@ export async function revoke(ctx: Context, refreshToken: string): Promise<{ revo
 export async function resolveAccessToken(ctx: Context, token: string): Promise<{ user: UserRow; claims: AccessClaims }> {
   const claims = ctx.accessTokens.verify(token);
   if (!UUID.test(claims.sid) || !UUID.test(claims.sub)) throw new AppError('invalid_token');
-  const [row] = await ctx.db
-    .select({ user: users, revokedAt: sessions.revokedAt })
-    .from(sessions)
-    .innerJoin(users, eq(users.id, sessions.userId))
-    .where(and(eq(sessions.id, claims.sid), eq(users.id, claims.sub)))
-    .limit(1);
+  const [row] = await sessionUserQuery(ctx.db).execute({ sid: claims.sid, sub: claims.sub });
   if (!row || row.revokedAt || !row.user.isActive || row.user.archived) throw new AppError('invalid_token');
   return { user: row.user, claims };
 }
