@@ -1,0 +1,83 @@
+// The real process, as `npm start` runs it: listens, answers over a socket, shuts down cleanly on
+// SIGTERM, and keeps queued email across a restart (the outbox lives in the database).
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { PASSWORD, smtpSink, uniqueUser } from './helpers.js';
+
+interface Running {
+  child: ChildProcess;
+  url: string;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+/** Starts src/server.ts with the given environment and waits until it listens. */
+async function start(env: Record<string, string>): Promise<Running> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ARGON2_MEMORY_KIB: '1024', ARGON2_ITERATIONS: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (d) => (output += d));
+  child.stderr!.on('data', (d) => (output += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const m = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
+    if (m) return { child, url: m[1], output: () => output, exited };
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`server did not start:\n${output}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function stop(server: Running): Promise<number | null> {
+  server.child.kill('SIGTERM');
+  return server.exited;
+}
+
+t.test('the service answers over a socket and exits 0 on SIGTERM', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'authservice-server-'));
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const server = await start({ DATA_DIR: dataDir });
+  t.teardown(() => server.child.kill('SIGKILL'));
+
+  const health = await fetch(`${server.url}/health`);
+  t.equal(health.status, 200);
+  t.same(await health.json(), { status: 'ok' });
+  const docs = await fetch(`${server.url}/docs`);
+  t.equal(docs.status, 200, 'Swagger UI');
+
+  t.equal(await stop(server), 0, 'clean exit');
+  t.match(server.output(), /shutting down/);
+  t.notMatch(server.output(), /"level":50/, 'no error was logged');
+});
+
+t.test('a queued email survives a restart of the service (PGlite in DATA_DIR)', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'authservice-server-'));
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const mail = await smtpSink(t);
+  await mail.stop(); // the mail server is down while the account registers
+
+  const first = await start({ DATA_DIR: dataDir, SMTP_URL: mail.url });
+  t.teardown(() => first.child.kill('SIGKILL'));
+  const user = uniqueUser();
+  const res = await fetch(`${first.url}/register`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ ...user, password1: PASSWORD, password2: PASSWORD }),
+  });
+  t.equal(res.status, 201, 'registration does not wait for the mail server');
+  t.equal(await stop(first), 0);
+
+  await mail.start();
+  const second = await start({ DATA_DIR: dataDir, SMTP_URL: mail.url });
+  t.teardown(() => second.child.kill('SIGKILL'));
+  // The retry was scheduled with backoff before the restart; the next instance sends it when due.
+  const email = await mail.waitFor(user.email, 1, 30_000);
+  t.equal(email.subject, 'Activate your account');
+  t.equal(await stop(second), 0);
+  t.notMatch(first.output() + second.output(), new RegExp(PASSWORD), 'no password in the logs');
+});
