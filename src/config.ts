@@ -114,6 +114,12 @@ export function loadConfig(env: Env): Readonly<Config> {
     }
     return items as T[];
   };
+  const oneOf = <T extends string>(name: string, fallback: T, allowed: readonly T[]): T => {
+    const raw = get(name) ?? fallback;
+    if (allowed.includes(raw as T)) return raw as T;
+    problems.push(`${name}: expected one of ${allowed.join(', ')}, got "${raw}"`);
+    return fallback;
+  };
   const url = (name: string, fallback: string, protocols: string[]): string => {
     const raw = get(name) ?? fallback;
     try {
@@ -142,10 +148,7 @@ export function loadConfig(env: Env): Readonly<Config> {
   const smtpUrl = get('SMTP_URL');
   if (smtpUrl !== undefined) url('SMTP_URL', smtpUrl, ['smtp:', 'smtps:']);
 
-  const algorithm = str('JWT_ALGORITHM', 'EdDSA') as JwtAlgorithm;
-  if (!JWT_ALGORITHMS.includes(algorithm)) {
-    problems.push(`JWT_ALGORITHM: expected one of ${JWT_ALGORITHMS.join(', ')}, got "${algorithm}"`);
-  }
+  const algorithm = oneOf('JWT_ALGORITHM', 'EdDSA', JWT_ALGORITHMS);
   const secret = get('JWT_SECRET');
   const privateKey = get('JWT_PRIVATE_KEY')?.replace(/\\n/g, '\n');
   const publicKey = get('JWT_PUBLIC_KEY')?.replace(/\\n/g, '\n');
@@ -163,7 +166,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     port,
     host: str('HOST', '127.0.0.1'),
     nodeEnv,
-    logLevel: list('LOG_LEVEL', ['info'], ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])[0],
+    logLevel: oneOf('LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
     databaseUrl,
     dataDir: str('DATA_DIR', './data'),
     publicUrl,
