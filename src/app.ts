@@ -52,6 +52,7 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
     requestIdHeader: false,
     trustProxy: config.trustProxy,
     bodyLimit: 64 * 1024,
+    return503OnClosing: false, // answered with a problem document below
     ajv: {
       // An auth API must not guess: "123" is not 123, and an unknown field is an error, not dropped.
       customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: true },
@@ -114,8 +115,16 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
     const path = request.url.split('?')[0];
     const allowed = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'].filter((method) => app.hasRoute({ method, url: path }));
     if (allowed.length) reply.header('allow', allowed.join(', '));
-    const err = new AppError(allowed.length ? 'method_not_allowed' : 'not_found');
-    return reply.code(err.status).type('application/problem+json').send(toProblem(err, request.id, config.publicUrl));
+    throw new AppError(allowed.length ? 'method_not_allowed' : 'not_found');
+  });
+  // While shutting down, requests on kept-alive connections get a problem document, not
+  // Fastify's own 503 body.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async () => {
+    if (closing) throw new AppError('service_unavailable', { detail: 'The service is shutting down.' });
   });
   // Identifiers are NFKC-normalised before validation, so the rules (username characters, lengths)
   // hold for the value that is stored: full-width or ligature forms cannot smuggle in a space.
