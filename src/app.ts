@@ -9,7 +9,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyError } from 'fastify';
 import { Type } from 'typebox';
 import type { Config } from './config.js';
-import type { Database } from './db/index.js';
+import { type Database, isDatabaseUnavailable } from './db/index.js';
 import { AppError, toProblem } from './errors.js';
 import { type Clock, systemClock } from './lib/clock.js';
 import { createAccessTokens, fastifyJwtOptions } from './lib/jwt.js';
@@ -105,7 +105,7 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const appErr = toAppError(err);
-    if (appErr.code === 'internal_error') request.log.error({ err }, 'unexpected error');
+    if (appErr.status >= 500) request.log.error({ err }, appErr.code === 'internal_error' ? 'unexpected error' : 'database unavailable');
     if (appErr.code === 'unauthenticated') {
       reply.header('www-authenticate', request.headers.authorization ? 'Bearer error="invalid_token"' : 'Bearer');
     }
@@ -202,6 +202,7 @@ function toAppError(err: FastifyError): AppError {
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new AppError('validation_failed', { detail: 'The request body is empty; send a JSON object.', cause: err });
   }
+  if (isDatabaseUnavailable(err)) return new AppError('service_unavailable', { cause: err });
   if (err.statusCode === 429) return new AppError('rate_limited', { detail: err.message, cause: err });
   if (err.statusCode === 400 || err instanceof SyntaxError) {
     // The JSON parser's own errors (malformed JSON, __proto__ keys): say what, not where it broke.

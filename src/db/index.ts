@@ -49,7 +49,9 @@ export async function usePglite(pg: PGlite): Promise<Database> {
     db: db as unknown as Db,
     kind: 'pglite',
     ping: async () => void (await pg.query('select 1')),
-    close: () => pg.close(),
+    close: async () => {
+      if (!pg.closed) await pg.close();
+    },
   };
 }
 
@@ -71,6 +73,24 @@ async function openPostgres(url: string): Promise<Database> {
     ping: async () => void (await client`select 1`),
     close: () => client.end({ timeout: 5 }),
   };
+}
+
+// Errors that mean "the database cannot be reached", as opposed to "this query is wrong":
+// socket errors, postgres.js's connection states, PostgreSQL's class 08 and shutdown codes, and a
+// closed PGlite.
+const UNAVAILABLE = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE',
+  'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT',
+  '57P01', '57P02', '57P03', '53300',
+]);
+
+/** True when an error (or its cause) says the database is unreachable. */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  for (let e = err as { code?: unknown; message?: unknown; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
+    if (typeof e.code === 'string' && (UNAVAILABLE.has(e.code) || e.code.startsWith('08'))) return true;
+    if (typeof e.message === 'string' && /PGlite is closed/i.test(e.message)) return true;
+  }
+  return false;
 }
 
 /** The PostgreSQL error code behind a Drizzle error (23505 = unique violation). */
