@@ -9,9 +9,8 @@ import { SMTPServer } from 'smtp-server';
 import t, { type Test } from 'tap';
 import { buildApp } from '../src/app.js';
 import { emailTokens, outbox, users } from '../src/db/schema.js';
-import { buildTestApp, get, PASSWORD, post, registerUser, sleep, type TestApp, tokenIn, uniqueUser } from './helpers.js';
+import { buildTestApp, get, PASSWORD, post, recipientOf, registerUser, sleep, type TestApp, tokenIn, uniqueUser } from './helpers.js';
 
-const addressOf = (m: ParsedMail) => (Array.isArray(m.to) ? m.to[0] : m.to)?.value[0]?.address;
 const fromOf = (m: ParsedMail) => m.from?.value[0]?.address;
 
 const outboxRows = (h: TestApp, recipient: string) => h.db.db.select().from(outbox).where(eq(outbox.recipient, recipient)).orderBy(outbox.id);
@@ -59,7 +58,7 @@ async function scriptedSmtp(t: Test, reply: (address: string) => number | undefi
   });
   const port = (server.server.address() as AddressInfo).port;
   t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  return { url: `smtp://127.0.0.1:${port}`, received, to: (a: string) => received.filter((m) => addressOf(m)?.toLowerCase() === a.toLowerCase()) };
+  return { url: `smtp://127.0.0.1:${port}`, received, to: (a: string) => received.filter((m) => recipientOf(m)?.toLowerCase() === a.toLowerCase()) };
 }
 
 // =============================================================================================
@@ -69,7 +68,7 @@ t.test('emails with default settings', async (t) => {
   t.test('the activation email: text and HTML parts, to the registered address, ACTIVATION_URL link; its token verifies', async (t) => {
     const reg = await registerUser(h.app);
     const mail = await h.mail.waitFor(reg.email);
-    t.equal(addressOf(mail), reg.email, 'to the registered address');
+    t.equal(recipientOf(mail), reg.email, 'to the registered address');
     t.equal(fromOf(mail), 'no-reply@localhost', 'from EMAIL_FROM (default)');
     t.equal(mail.subject, 'Activate your account');
     t.ok(mail.text && mail.text.length > 0, 'a text part');

@@ -12,10 +12,12 @@ import { type ParsedMail, simpleParser } from 'mailparser';
 import { count, eq } from 'drizzle-orm';
 import postgres from 'postgres';
 import { SMTPServer } from 'smtp-server';
+import type { Test } from 'tap';
 import { buildApp } from '../src/app.js';
 import { type Config, loadConfig } from '../src/config.js';
 import { type Database, MIGRATIONS_FOLDER, openDatabase, usePglite } from '../src/db/index.js';
-import { outbox } from '../src/db/schema.js';
+import { outbox, users } from '../src/db/schema.js';
+import { ERRORS, type ErrorCode } from '../src/errors.js';
 import type { OutboxOptions } from '../src/mail/outbox.js';
 import type { App } from '../src/routes/types.js';
 
@@ -65,8 +67,10 @@ export interface Sink {
   messages: ParsedMail[];
   /** Waits for the n-th (1-based) email to `to` and returns it. */
   waitFor(to: string, n?: number, timeoutMs?: number): Promise<ParsedMail>;
-  /** Emails to `to` so far. */
-  to(to: string): ParsedMail[];
+  /** Waits for the n-th (1-based) email to `to` with that subject and returns it. */
+  waitForSubject(to: string, subject: string, n?: number, timeoutMs?: number): Promise<ParsedMail>;
+  /** Emails to `to` so far (with that subject, when given). */
+  to(to: string, subject?: string): ParsedMail[];
   stop(): Promise<void>;
   start(): Promise<void>;
 }
@@ -100,26 +104,33 @@ export async function smtpSink(t: T): Promise<Sink> {
     });
   const close = () => new Promise<void>((resolve) => server.close(() => resolve()));
   await listen();
-  const addressOf = (m: ParsedMail) => (Array.isArray(m.to) ? m.to[0] : m.to)?.value[0]?.address?.toLowerCase();
   const sink: Sink = {
     url: `smtp://127.0.0.1:${port}`,
     messages,
-    to: (to) => messages.filter((m) => addressOf(m) === to.toLowerCase()),
-    async waitFor(to, n = 1, timeoutMs = 10_000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const found = sink.to(to);
-        if (found.length >= n) return found[n - 1];
-        if (Date.now() > deadline) throw new Error(`no email #${n} to ${to} within ${timeoutMs} ms (got ${found.length})`);
-        await sleep(25);
-      }
-    },
+    to: (to, subject) =>
+      messages.filter((m) => recipientOf(m)?.toLowerCase() === to.toLowerCase() && (subject === undefined || m.subject === subject)),
+    waitFor: (to, n = 1, timeoutMs = 10_000) => waitForMail(sink, to, undefined, n, timeoutMs),
+    waitForSubject: (to, subject, n = 1, timeoutMs = 10_000) => waitForMail(sink, to, subject, n, timeoutMs),
     stop: close,
     start: listen,
   };
   t.teardown(() => close().catch(() => {}));
   return sink;
 }
+
+async function waitForMail(sink: Sink, to: string, subject: string | undefined, n: number, timeoutMs: number): Promise<ParsedMail> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = sink.to(to, subject);
+    if (found.length >= n) return found[n - 1];
+    const what = subject === undefined ? '' : ` "${subject}"`;
+    if (Date.now() > deadline) throw new Error(`no email #${n}${what} to ${to} within ${timeoutMs} ms (got ${found.length})`);
+    await sleep(25);
+  }
+}
+
+/** The (first) address an email was sent to, as written. */
+export const recipientOf = (m: ParsedMail) => (Array.isArray(m.to) ? m.to[0] : m.to)?.value[0]?.address;
 
 /** The one-time token in an email's link (the last path segment of the link). */
 export function tokenIn(mail: ParsedMail): string {
@@ -215,7 +226,11 @@ export async function get(app: App, url: string, token?: string) {
   return { status: res.statusCode, headers: res.headers, body: res.body ? safeJson(res.body) : undefined, raw: res.body };
 }
 
-function safeJson(text: string): any {
+/** An answer as `post` and `get` give it. */
+export type Res = Awaited<ReturnType<typeof post>>;
+
+/** The body parsed as JSON, or the text itself when it is not JSON. */
+export function safeJson(text: string): any {
   try {
     return JSON.parse(text);
   } catch {
@@ -243,6 +258,12 @@ export async function verifiedUser(h: TestApp, fields: Record<string, unknown> =
   return { ...reg, login: login.body, token: login.body.token as string, refreshToken: login.body.refreshToken as string };
 }
 
+/** The stored row of a user. */
+export async function userRow(h: TestApp, id: string) {
+  const [row] = await h.db.db.select().from(users).where(eq(users.id, id));
+  return row;
+}
+
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -258,4 +279,122 @@ export async function outboxSettled(h: TestApp, timeoutMs = 10_000): Promise<voi
     if (Date.now() > deadline) throw new Error(`${n} email(s) still pending after ${timeoutMs} ms`);
     await sleep(25);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Problem documents (RFC 9457, spec/API.md "Errors")
+
+/** Any answer with these members (a file's own request helper may add more). */
+interface Answer {
+  status: number;
+  headers: Record<string, unknown>;
+  body: any;
+  raw: string;
+}
+
+/** The members a problem document may have. */
+export const PROBLEM_MEMBERS = ['type', 'title', 'status', 'detail', 'code', 'errors', 'requestId'];
+
+export interface ProblemOptions {
+  /**
+   * The detail: exactly this string, or matching this RegExp. Without it, the code's own detail
+   * (ERRORS[code].detail); for validation_failed, whose detail is a summary, any non-empty string.
+   */
+  detail?: string | RegExp;
+  /** The exact `errors` member (deep-equal). */
+  errors?: Record<string, unknown>;
+  /** The fields `errors` names: exactly these ([]: no `errors` member). */
+  fields?: string[];
+  /** Field → a field-level code expected among that field's errors. */
+  fieldCodes?: Record<string, string>;
+  /** Prefixes every assertion message (for answers checked in a loop). */
+  label?: string;
+}
+
+/**
+ * Asserts the whole problem document of an error answer for `code`: the status and title of the
+ * code (src/errors.ts), application/problem+json, a `type` URI ending in /<code>, the status and
+ * code members, the detail (see ProblemOptions.detail), a requestId, no other members, and
+ * `errors` in the { field: [{ message, code }] } shape. Without `errors` or `fields`, only a
+ * validation_failed answer may have an `errors` member. An unauthenticated answer carries a
+ * Bearer challenge (WWW-Authenticate).
+ */
+export function assertProblem(t: Test, res: Answer, code: ErrorCode, opts: ProblemOptions = {}): void {
+  const { status, title } = ERRORS[code];
+  const say = (message: string) => (opts.label ? `${opts.label}: ${message}` : message);
+  t.equal(res.status, status, say(`status ${status} (${code})`), { raw: res.raw?.slice(0, 500) });
+  t.match(String(res.headers['content-type']), /^application\/problem\+json/, say('Content-Type: application/problem+json'));
+  const b = res.body;
+  if (!b || typeof b !== 'object' || Array.isArray(b)) {
+    t.fail(say('a problem document (a JSON object)'), { raw: res.raw?.slice(0, 500) });
+    return;
+  }
+  t.same(Object.keys(b).filter((k) => !PROBLEM_MEMBERS.includes(k)), [], say('no members beyond the problem shape'));
+  t.ok(
+    typeof b.type === 'string' && new RegExp(`^https?://.+/${code}$`).test(b.type) && URL.canParse(b.type),
+    say(`type: a URI ending in /${code} (got ${b.type})`),
+  );
+  t.equal(b.title, title, say('title'));
+  t.equal(b.status, status, say('status member'));
+  t.equal(b.code, code, say('code member'));
+  const detail = opts.detail ?? (code === 'validation_failed' ? undefined : ERRORS[code].detail);
+  if (detail instanceof RegExp) t.ok(typeof b.detail === 'string' && detail.test(b.detail), say(`detail matches ${detail}`), { found: b.detail });
+  else if (detail !== undefined) t.equal(b.detail, detail, say('detail'));
+  else t.ok(typeof b.detail === 'string' && b.detail.length > 0, say('a detail'), { found: b.detail });
+  t.ok(typeof b.requestId === 'string' && b.requestId.length > 0, say('a requestId'), { found: b.requestId });
+  if ('errors' in b) {
+    t.same(fieldErrorsIssues(b.errors), [], say('errors: { field: [{ message, code }] }'));
+  }
+  if (opts.errors) t.strictSame(b.errors, opts.errors, say('errors'));
+  if (opts.fields) {
+    const names = Object.keys(b.errors ?? {}).sort();
+    t.same(names, [...opts.fields].sort(), say(opts.fields.length ? `errors names ${opts.fields.join(', ')}` : 'no field errors'));
+  } else if (!opts.errors && code !== 'validation_failed') {
+    t.notOk('errors' in b, say('no field errors'));
+  }
+  for (const [field, fieldCode] of Object.entries(opts.fieldCodes ?? {})) {
+    t.ok(codesOf(res, field).includes(fieldCode), say(`errors.${field} has code ${fieldCode}`));
+  }
+  if (code === 'unauthenticated') {
+    t.match(String(res.headers['www-authenticate'] ?? ''), /^Bearer\b/, say('WWW-Authenticate: Bearer'));
+  }
+}
+
+/** What is wrong with an `errors` member: it must map fields to non-empty lists of { message, code }. */
+function fieldErrorsIssues(errors: unknown): string[] {
+  if (!errors || typeof errors !== 'object' || Array.isArray(errors)) return [`not an object: ${JSON.stringify(errors)}`];
+  const entries = Object.entries(errors);
+  if (entries.length === 0) return ['names no field'];
+  const issues: string[] = [];
+  for (const [field, list] of entries) {
+    if (!Array.isArray(list) || list.length === 0) issues.push(`${field}: not a non-empty list`);
+    else if (!list.every((e) => typeof e?.message === 'string' && e.message.length > 0 && typeof e?.code === 'string' && e.code.length > 0)) {
+      issues.push(`${field}: not all { message, code }: ${JSON.stringify(list).slice(0, 200)}`);
+    }
+  }
+  return issues;
+}
+
+/** The field-level codes of `errors[field]`, in order. */
+export const codesOf = (res: { body: any }, field: string): string[] => (res.body?.errors?.[field] ?? []).map((e: { code: string }) => e.code);
+
+/** What is wrong with any error answer as a problem document, whatever its code; [] when nothing. */
+export function problemIssues(res: Answer): string[] {
+  const issues: string[] = [];
+  if (!/^application\/problem\+json/.test(String(res.headers['content-type']))) issues.push(`content-type ${res.headers['content-type']}`);
+  const b = res.body;
+  if (!b || typeof b !== 'object' || Array.isArray(b)) return [...issues, `body is not an object: ${res.raw.slice(0, 200)}`];
+  const extra = Object.keys(b).filter((k) => !PROBLEM_MEMBERS.includes(k));
+  if (extra.length) issues.push(`extra members ${extra.join(', ')}`);
+  const code = b.code as ErrorCode;
+  if (!(code in ERRORS)) issues.push(`unknown code ${b.code}`);
+  else {
+    if (b.status !== ERRORS[code].status || res.status !== b.status) issues.push(`status ${res.status}/${b.status} for ${code}`);
+    if (b.title !== ERRORS[code].title) issues.push(`title ${b.title}`);
+  }
+  if (typeof b.type !== 'string' || !b.type.endsWith(`/${b.code}`)) issues.push(`type ${b.type}`);
+  if (typeof b.detail !== 'string' || !b.detail) issues.push('no detail');
+  if (typeof b.requestId !== 'string' || !b.requestId) issues.push('no requestId');
+  if ('errors' in b) issues.push(...fieldErrorsIssues(b.errors).map((issue) => `errors: ${issue}`));
+  return issues;
 }

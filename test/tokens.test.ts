@@ -5,40 +5,8 @@ import { eq } from 'drizzle-orm';
 import t, { type Test } from 'tap';
 import { refreshTokens, sessions } from '../src/db/schema.js';
 import { hashToken } from '../src/lib/tokens.js';
-import { buildTestApp, get, PASSWORD, post, registerUser, type TestApp, verifiedUser } from './helpers.js';
+import { assertProblem, buildTestApp, get, PASSWORD, post, registerUser, type Res, type TestApp, verifiedUser } from './helpers.js';
 import type { App } from '../src/routes/types.js';
-
-type Res = Awaited<ReturnType<typeof post>>;
-
-const TITLES: Record<string, string> = {
-  invalid_token: 'Invalid token',
-  expired_token: 'Expired token',
-  unauthenticated: 'Unauthenticated',
-  not_found: 'Not found',
-};
-const DETAILS: Record<string, string> = {
-  invalid_token: 'Invalid token.',
-  expired_token: 'Expired token.',
-  unauthenticated: 'Unauthenticated.',
-};
-
-/** The whole problem document of an error answer. */
-function assertProblem(t: Test, res: Res, status: number, code: string): void {
-  t.equal(res.status, status, `status ${status} (${code})`);
-  t.match(String(res.headers['content-type']), /^application\/problem\+json/, 'problem+json');
-  const b = res.body;
-  t.ok(b && typeof b === 'object', 'a problem document');
-  if (!b || typeof b !== 'object') return;
-  t.match(b.type, new RegExp(`/${code}$`), 'type ends with the code');
-  t.equal(b.title, TITLES[code], 'title');
-  t.equal(b.status, status, 'status member');
-  t.equal(b.code, code, 'code');
-  if (DETAILS[code]) t.equal(b.detail, DETAILS[code], 'detail');
-  else t.type(b.detail, 'string');
-  t.type(b.requestId, 'string');
-  t.ok(b.requestId.length > 0, 'requestId present');
-  t.same(Object.keys(b).sort(), ['code', 'detail', 'requestId', 'status', 'title', 'type'], 'no other members');
-}
 
 const unixNow = (h: TestApp) => Math.floor(h.clock.now().getTime() / 1000);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -61,13 +29,12 @@ function decodeJwt(token: string) {
 async function assertAccessDead(t: Test, app: App, token: string, what = 'access token'): Promise<void> {
   const me = await get(app, '/me', token);
   t.equal(me.status, 401, `${what}: /me 401`);
-  assertProblem(t, me, 401, 'unauthenticated');
-  t.match(String(me.headers['www-authenticate']), /^Bearer/, `${what}: WWW-Authenticate: Bearer`);
-  assertProblem(t, await verify(app, token), 400, 'invalid_token');
+  assertProblem(t, me, 'unauthenticated');
+  assertProblem(t, await verify(app, token), 'invalid_token');
 }
 
 async function assertRefreshDead(t: Test, app: App, refreshToken: string): Promise<void> {
-  assertProblem(t, await refresh(app, refreshToken), 400, 'invalid_token');
+  assertProblem(t, await refresh(app, refreshToken), 'invalid_token');
 }
 
 async function assertAccessAlive(t: Test, app: App, token: string, what = 'access token'): Promise<void> {
@@ -121,7 +88,7 @@ t.test('default settings', async (t) => {
 
   t.test('verify: garbage is invalid_token', async (t) => {
     for (const garbage of ['garbage', 'not.a.jwt', 'eyJhbGciOiJFZERTQSJ9.e30.AAAA', 'a'.repeat(100)]) {
-      assertProblem(t, await verify(h.app, garbage), 400, 'invalid_token');
+      assertProblem(t, await verify(h.app, garbage), 'invalid_token');
     }
   });
 
@@ -130,17 +97,16 @@ t.test('default settings', async (t) => {
     h.clock.advance(290);
     t.equal((await verify(h.app, u.token)).status, 200, 'still good 10 s before exp');
     h.clock.advance(11);
-    assertProblem(t, await verify(h.app, u.token), 400, 'expired_token');
+    assertProblem(t, await verify(h.app, u.token), 'expired_token');
     const me = await get(h.app, '/me', u.token);
-    assertProblem(t, me, 401, 'unauthenticated');
-    t.match(String(me.headers['www-authenticate']), /^Bearer/);
+    assertProblem(t, me, 'unauthenticated');
   });
 
   t.test('verify: the access token of a revoked session is invalid_token', async (t) => {
     const u = await verifiedUser(h);
     t.equal((await verify(h.app, u.token)).status, 200, 'good before the revoke');
     t.equal((await revoke(h.app, u.refreshToken)).status, 200);
-    assertProblem(t, await verify(h.app, u.token), 400, 'invalid_token');
+    assertProblem(t, await verify(h.app, u.token), 'invalid_token');
   });
 
   t.test('refresh: new access token, new refresh token, same origIat, no-store', async (t) => {
@@ -175,7 +141,7 @@ t.test('default settings', async (t) => {
 
   t.test('refresh: garbage is invalid_token', async (t) => {
     for (const garbage of ['garbage', 'x'.repeat(43), 'eyJhbGciOiJFZERTQSJ9.e30.AAAA']) {
-      assertProblem(t, await refresh(h.app, garbage), 400, 'invalid_token');
+      assertProblem(t, await refresh(h.app, garbage), 'invalid_token');
     }
   });
 
@@ -189,18 +155,18 @@ t.test('default settings', async (t) => {
     const late = await refresh(h.app, mid.body.refreshToken);
     assertTokenOutput(t, late);
     h.clock.advance(11);
-    assertProblem(t, await refresh(h.app, late.body.refreshToken), 400, 'expired_token');
+    assertProblem(t, await refresh(h.app, late.body.refreshToken), 'expired_token');
   });
 
   t.test('refresh: an archived account\'s refresh token is invalid_token, even after it logs in again', async (t) => {
     const u = await verifiedUser(h);
     const archive = await post(h.app, '/archive-account', { password: PASSWORD }, u.token);
     t.equal(archive.status, 204);
-    assertProblem(t, await refresh(h.app, u.refreshToken), 400, 'invalid_token');
+    assertProblem(t, await refresh(h.app, u.refreshToken), 'invalid_token');
     const login = await post(h.app, '/token', { email: u.email, password: PASSWORD });
     t.equal(login.status, 200);
     t.equal(login.body.unarchiving, true);
-    assertProblem(t, await refresh(h.app, u.refreshToken), 400, 'invalid_token');
+    assertProblem(t, await refresh(h.app, u.refreshToken), 'invalid_token');
     t.equal((await refresh(h.app, login.body.refreshToken)).status, 200, 'the new session works');
   });
 
@@ -209,7 +175,7 @@ t.test('default settings', async (t) => {
     const b = await refresh(h.app, u.refreshToken);
     assertTokenOutput(t, b);
     h.clock.advance(11);
-    assertProblem(t, await refresh(h.app, u.refreshToken), 400, 'invalid_token');
+    assertProblem(t, await refresh(h.app, u.refreshToken), 'invalid_token');
     await assertRefreshDead(t, h.app, b.body.refreshToken);
     await assertAccessDead(t, h.app, b.body.token, 'access token from the refresh');
     await assertAccessDead(t, h.app, u.token, 'access token from the login');
@@ -240,7 +206,7 @@ t.test('default settings', async (t) => {
     const b = await refresh(h.app, u.refreshToken);
     const c = await refresh(h.app, b.body.refreshToken);
     assertTokenOutput(t, c);
-    assertProblem(t, await refresh(h.app, u.refreshToken), 400, 'invalid_token');
+    assertProblem(t, await refresh(h.app, u.refreshToken), 'invalid_token');
     await assertRefreshDead(t, h.app, c.body.refreshToken);
     await assertAccessDead(t, h.app, c.body.token);
   });
@@ -271,7 +237,7 @@ t.test('default settings', async (t) => {
       ]);
       t.equal(archive.status, 204, 'archived');
       t.ok(r.status === 200 || r.status === 400, `refresh answered ${r.status}`);
-      if (r.status === 400) assertProblem(t, r, 400, 'invalid_token');
+      if (r.status === 400) assertProblem(t, r, 'invalid_token');
       await assertAccessDead(t, h.app, u.token, 'login access token');
       await assertRefreshDead(t, h.app, u.refreshToken);
       if (r.status === 200) {
@@ -291,7 +257,7 @@ t.test('default settings', async (t) => {
       ]);
       t.equal(change.status, 200, 'password changed');
       t.ok(r.status === 200 || r.status === 400, `refresh answered ${r.status}`);
-      if (r.status === 400) assertProblem(t, r, 400, 'invalid_token');
+      if (r.status === 400) assertProblem(t, r, 'invalid_token');
       await assertAccessDead(t, h.app, u.token, 'login access token');
       await assertRefreshDead(t, h.app, u.refreshToken);
       if (r.status === 200) {
@@ -311,8 +277,8 @@ t.test('default settings', async (t) => {
     t.ok(Math.abs(res.body.revoked - unixNow(h)) <= 2, 'revoked is now, in unix seconds');
     await assertRefreshDead(t, h.app, u.refreshToken);
     await assertAccessDead(t, h.app, u.token);
-    assertProblem(t, await revoke(h.app, u.refreshToken), 400, 'invalid_token');
-    assertProblem(t, await revoke(h.app, 'garbage'), 400, 'invalid_token');
+    assertProblem(t, await revoke(h.app, u.refreshToken), 'invalid_token');
+    assertProblem(t, await revoke(h.app, 'garbage'), 'invalid_token');
     const row = await h.db.db.select().from(sessions).where(eq(sessions.id, u.login.payload.sid));
     t.ok(row[0]?.revokedAt, 'the session is marked revoked');
   });
@@ -401,7 +367,7 @@ t.test('REFRESH_TOKEN_REUSE_INTERVAL=0: any replay is theft', async (t) => {
     const u = await verifiedUser(h);
     const b = await refresh(h.app, u.refreshToken);
     assertTokenOutput(t, b);
-    assertProblem(t, await refresh(h.app, u.refreshToken), 400, 'invalid_token');
+    assertProblem(t, await refresh(h.app, u.refreshToken), 'invalid_token');
     await assertRefreshDead(t, h.app, b.body.refreshToken);
     await assertAccessDead(t, h.app, b.body.token);
   });
@@ -411,7 +377,7 @@ t.test('REFRESH_TOKEN_REUSE_INTERVAL=0: any replay is theft', async (t) => {
     const results = await Promise.all(Array.from({ length: 20 }, () => refresh(h.app, u.refreshToken)));
     const ok = results.filter((r) => r.status === 200);
     t.equal(ok.length, 1, 'exactly one 200');
-    for (const r of results.filter((r) => r.status !== 200)) assertProblem(t, r, 400, 'invalid_token');
+    for (const r of results.filter((r) => r.status !== 200)) assertProblem(t, r, 'invalid_token');
     const [a] = await h.db.db.select().from(refreshTokens).where(eq(refreshTokens.tokenHash, hashToken(u.refreshToken)));
     const rows = await h.db.db.select().from(refreshTokens).where(eq(refreshTokens.parentId, a.id));
     t.equal(rows.length, 1, 'exactly one child row');
@@ -438,7 +404,7 @@ t.test('JWT_LONG_RUNNING_REFRESH_TOKEN=false: no refresh tokens, no refresh or r
   await assertAccessAlive(t, h.app, login.body.token);
   for (const url of ['/token/refresh', '/token/revoke']) {
     const res = await post(h.app, url, { refreshToken: 'x'.repeat(43) });
-    assertProblem(t, res, 404, 'not_found');
+    assertProblem(t, res, 'not_found');
   }
   const doc = (await get(h.app, '/openapi.json')).body;
   t.ok(doc.paths['/token/verify'], '/token/verify is documented');
