@@ -29,6 +29,7 @@ export type FieldErrors = Record<string, { message: string; code: string }[]>;
 
 export class AppError extends Error {
   readonly status: number;
+  readonly errors: FieldErrors | undefined;
   constructor(
     readonly code: ErrorCode,
     options: { detail?: string; errors?: FieldErrors; cause?: unknown } = {},
@@ -38,10 +39,9 @@ export class AppError extends Error {
     this.status = ERRORS[code].status;
     this.errors = options.errors;
   }
-  readonly errors: FieldErrors | undefined;
 }
 
-/** A one-field error: AppError('invalid_password', field('password', …)). */
+/** An error about one request field; for validation_failed its message is the detail too. */
 export function fieldError(code: ErrorCode, field: string, fieldCode: string, message: string): AppError {
   return new AppError(code, { detail: code === 'validation_failed' ? message : undefined, errors: { [field]: [{ message, code: fieldCode }] } });
 }

@@ -6,10 +6,10 @@ import { Accepted, Email, Name, OpaqueToken, Password, problems, ref, RegisterOu
 import * as accounts from '../services/accounts.js';
 import type { Context } from '../services/context.js';
 import { toUserOut } from '../services/users.js';
+import { fromValidation } from '../validation.js';
 import { bearer, bearerSecurity, userOf } from './bearer.js';
 import { limited } from './limits.js';
 import type { App } from './types.js';
-import { fromValidation } from '../validation.js';
 
 const FIELD_SCHEMAS: Record<ProfileField, TSchema> = { email: Email, username: Username, firstName: Name, lastName: Name };
 const pick = (fields: readonly ProfileField[]) => Object.fromEntries(fields.map((f) => [f, FIELD_SCHEMAS[f]]));
