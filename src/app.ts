@@ -105,7 +105,9 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const appErr = toAppError(err);
-    if (appErr.status >= 500) request.log.error({ err }, appErr.code === 'internal_error' ? 'unexpected error' : 'database unavailable');
+    // An unexpected error is a bug (error); an unavailable database or a shutdown is an incident (warn).
+    if (appErr.code === 'internal_error') request.log.error({ err }, 'unexpected error');
+    else if (appErr.status >= 500) request.log.warn({ err }, appErr.message);
     if (appErr.code === 'unauthenticated') {
       reply.header('www-authenticate', request.headers.authorization ? 'Bearer error="invalid_token"' : 'Bearer');
     }

@@ -9,6 +9,7 @@ import { checkNewPassword } from '../lib/password-rules.js';
 import { enqueueEmail } from '../mail/outbox.js';
 import { passwordChangedEmail } from '../mail/templates.js';
 import type { TokenOut } from '../schemas.js';
+import { validationFailed } from '../validation.js';
 import { confirmPassword, requireVerified } from './accounts.js';
 import type { Context } from './context.js';
 import { consumeEmailToken, killEmailTokens, peekTokenOwner, sendTokenEmail } from './email-tokens.js';
@@ -88,7 +89,7 @@ export async function changePassword(
 
 function checkRules(ctx: Context, input: NewPassword, user: Partial<UserRow>): void {
   const errors = checkNewPassword(input.newPassword1, input.newPassword2, 'newPassword2', ctx.config.password, user);
-  if (errors) throw new AppError('validation_failed', { detail: 'The password is not acceptable.', errors });
+  if (errors) throw validationFailed(errors);
 }
 
 async function applyNewPassword(tx: Tx, ctx: Context, user: UserRow, hash: string, extra: Partial<UserRow> = {}): Promise<UserRow> {
