@@ -2,14 +2,11 @@
 // to a real SMTP server, retried, failed for good, never sent twice, never holding a token in
 // clear longer than needed.
 import { createHash } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
 import { eq, inArray } from 'drizzle-orm';
-import { type ParsedMail, simpleParser } from 'mailparser';
-import { SMTPServer } from 'smtp-server';
-import t, { type Test } from 'tap';
-import { buildApp } from '../src/app.js';
+import type { ParsedMail } from 'mailparser';
+import t from 'tap';
 import { emailTokens, outbox, users } from '../src/db/schema.js';
-import { buildTestApp, get, PASSWORD, post, recipientOf, registerUser, sleep, type TestApp, tokenIn, uniqueUser } from './helpers.js';
+import { buildSiblingApp, buildTestApp, get, PASSWORD, post, recipientOf, registerUser, sleep, smtpSink, type TestApp, tokenIn, uniqueUser } from './helpers.js';
 
 const fromOf = (m: ParsedMail) => m.from?.value[0]?.address;
 
@@ -24,41 +21,6 @@ async function until<T>(what: string, check: () => Promise<T | undefined | false
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(20);
   }
-}
-
-/**
- * An SMTP server whose RCPT TO answers with `reply(address)`: undefined accepts, a number
- * rejects with that response code.
- */
-async function scriptedSmtp(t: Test, reply: (address: string) => number | undefined) {
-  const received: ParsedMail[] = [];
-  const server = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS'],
-    logger: false,
-    onRcptTo(address, _session, callback) {
-      const code = reply(address.address);
-      if (code === undefined) return callback();
-      const err = new Error(code >= 500 ? 'no such user' : 'mailbox busy, try again later');
-      (err as Error & { responseCode: number }).responseCode = code;
-      callback(err);
-    },
-    onData(stream, _session, callback) {
-      simpleParser(stream)
-        .then((mail) => {
-          received.push(mail);
-          callback();
-        })
-        .catch(callback);
-    },
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const port = (server.server.address() as AddressInfo).port;
-  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  return { url: `smtp://127.0.0.1:${port}`, received, to: (a: string) => received.filter((m) => recipientOf(m)?.toLowerCase() === a.toLowerCase()) };
 }
 
 // =============================================================================================
@@ -127,25 +89,16 @@ t.test('emails with default settings', async (t) => {
   });
 
   t.test('two instances on one database send each email exactly once', async (t) => {
-    const second = await buildApp(h.config, h.db, {
-      now: h.clock.now,
-      logger: false,
-      outbox: { baseDelay: 100, maxDelay: 1_000, pollInterval: 10 },
-    });
-    await second.ready();
-    try {
-      const people = Array.from({ length: 6 }, () => uniqueUser());
-      // Half through each instance, all at once: both workers race for the same rows.
-      const results = await Promise.all(
-        people.map((p, i) => post(i % 2 ? second : h.app, '/register', { ...p, password1: PASSWORD, password2: PASSWORD })),
-      );
-      t.same(results.map((r) => r.status), people.map(() => 201));
-      for (const p of people) await h.mail.waitFor(p.email);
-      await sleep(500);
-      for (const p of people) t.equal(h.mail.to(p.email).length, 1, `one email to ${p.email}`);
-    } finally {
-      await second.close();
-    }
+    const second = await buildSiblingApp(t, h, {}, { pollInterval: 10 });
+    const people = Array.from({ length: 6 }, () => uniqueUser());
+    // Half through each instance, all at once: both workers race for the same rows.
+    const results = await Promise.all(
+      people.map((p, i) => post(i % 2 ? second : h.app, '/register', { ...p, password1: PASSWORD, password2: PASSWORD })),
+    );
+    t.same(results.map((r) => r.status), people.map(() => 201));
+    for (const p of people) await h.mail.waitFor(p.email);
+    await sleep(500);
+    for (const p of people) t.equal(h.mail.to(p.email).length, 1, `one email to ${p.email}`);
   });
 
   t.test('no email token is stored in clear: only its SHA-256', async (t) => {
@@ -219,11 +172,13 @@ t.test('SMTP down: register answers at once, the email is retried and arrives wh
 // =============================================================================================
 t.test('SMTP errors: 5xx fails for good, 4xx is retried (maxAttempts 4)', async (t) => {
   const busy = new Set<string>();
-  const smtp = await scriptedSmtp(t, (address) => {
-    if (address.startsWith('perm')) return 550;
-    if (address.startsWith('forever')) return 451;
-    if (busy.has(address.toLowerCase())) return 451;
-    return undefined;
+  const smtp = await smtpSink(t, {
+    reply: (address) => {
+      if (address.startsWith('perm')) return 550;
+      if (address.startsWith('forever')) return 451;
+      if (busy.has(address.toLowerCase())) return 451;
+      return undefined;
+    },
   });
   const h = await buildTestApp(t, { env: { SMTP_URL: smtp.url }, outbox: { maxAttempts: 4 } });
 

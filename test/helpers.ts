@@ -75,7 +75,11 @@ export interface Sink {
   start(): Promise<void>;
 }
 
-export async function smtpSink(t: T): Promise<Sink> {
+/**
+ * A real SMTP server in-process. `reply(address)` scripts its answer to RCPT TO: undefined accepts,
+ * a number rejects with that SMTP response code (5xx permanent, 4xx temporary).
+ */
+export async function smtpSink(t: T, options: { reply?: (address: string) => number | undefined } = {}): Promise<Sink> {
   const messages: ParsedMail[] = [];
   let port = 0;
   let server: SMTPServer;
@@ -84,6 +88,13 @@ export async function smtpSink(t: T): Promise<Sink> {
       authOptional: true,
       disabledCommands: ['STARTTLS'],
       logger: false,
+      onRcptTo(address, _session, callback) {
+        const code = options.reply?.(address.address);
+        if (code === undefined) return callback();
+        const err = new Error(code >= 500 ? 'no such user' : 'mailbox busy, try again later');
+        (err as Error & { responseCode: number }).responseCode = code;
+        callback(err);
+      },
       onData(stream, _session, callback) {
         simpleParser(stream)
           .then((mail) => {
@@ -174,29 +185,44 @@ export interface TestAppOptions {
 export async function buildTestApp(t: T, options: TestAppOptions = {}): Promise<TestApp> {
   const [db, mail] = await Promise.all([makeDatabase(t), smtpSink(t)]);
   const dataDir = mkdtempSync(join(tmpdir(), 'authservice-test-'));
-  const config = loadConfig({
-    DATA_DIR: dataDir,
-    SMTP_URL: mail.url,
+  const clock = testClock();
+  // Registered before the app's own teardown, so it runs after the app has closed.
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const config = testConfig({ DATA_DIR: dataDir, SMTP_URL: mail.url, ...options.env });
+  const app = await startApp(t, config, db, clock, options.outbox);
+  return { app, db, config, clock, mail };
+}
+
+/**
+ * A second instance beside `h`: the same database, clock, SMTP server and data folder (so the same
+ * development signing key), with other settings. Closed at the end of the test that made it,
+ * before the shared database.
+ */
+export async function buildSiblingApp(t: T, h: TestApp, env: Record<string, string> = {}, outbox?: Partial<OutboxOptions>): Promise<App> {
+  return startApp(t, testConfig({ DATA_DIR: h.config.dataDir, SMTP_URL: h.mail.url, ...env }), h.db, h.clock, outbox);
+}
+
+function testConfig(env: Record<string, string>): Readonly<Config> {
+  return loadConfig({
     FRONTEND_URL: 'https://app.example.com',
     // Cheap hashes in tests; benchmarks use the production cost.
     ARGON2_MEMORY_KIB: '1024',
     ARGON2_ITERATIONS: '1',
     LOG_LEVEL: 'silent',
     RATE_LIMIT_MAX: '0',
-    ...options.env,
+    ...env,
   });
-  const clock = testClock();
+}
+
+async function startApp(t: T, config: Readonly<Config>, db: Database, clock: TestClock, outbox?: Partial<OutboxOptions>): Promise<App> {
   const app = await buildApp(config, db, {
     now: clock.now,
     logger: false,
-    outbox: { baseDelay: 100, maxDelay: 1_000, pollInterval: 50, ...options.outbox },
+    outbox: { baseDelay: 100, maxDelay: 1_000, pollInterval: 50, ...outbox },
   });
   await app.ready();
-  t.teardown(async () => {
-    await app.close();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
-  return { app, db, config, clock, mail };
+  t.teardown(() => app.close());
+  return app;
 }
 
 // ---------------------------------------------------------------------------------------------

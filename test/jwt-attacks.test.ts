@@ -4,15 +4,10 @@
 // accepted token when used with the right key and claims (the positive controls), so that a
 // refusal proves the check, not a bug in the forgery.
 import { createHash, createHmac, createPublicKey, generateKeyPairSync, type KeyObject, randomBytes, sign } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { buildApp } from '../src/app.js';
-import { loadConfig } from '../src/config.js';
 import type { ErrorCode } from '../src/errors.js';
 import type { App } from '../src/routes/types.js';
-import { assertProblem, buildTestApp, get, PASSWORD, post, registerUser, safeJson, type TestApp, verifiedUser } from './helpers.js';
+import { assertProblem, buildSiblingApp, buildTestApp, get, PASSWORD, post, registerUser, safeJson, type TestApp, verifiedUser } from './helpers.js';
 
 /** GET /me with exactly `Authorization: Bearer <token>` (even an empty one). */
 async function me(app: App, token: string) {
@@ -147,28 +142,7 @@ const SERVICE_PEM = serviceKey.export({ type: 'pkcs8', format: 'pem' }).toString
 const SHARED_ENV = { JWT_PRIVATE_KEY: SERVICE_PEM, JWT_ISSUER: ISSUER, JWT_AUDIENCE: AUDIENCE, ALLOW_DELETE_ACCOUNT: 'true' };
 
 /** A second instance on the same database, the same clock and the same key, with other settings. */
-async function sibling(t: Test, h: TestApp, env: Record<string, string>): Promise<App> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'authservice-sibling-'));
-  const config = loadConfig({
-    DATA_DIR: dataDir,
-    SMTP_URL: h.mail.url,
-    FRONTEND_URL: 'https://app.example.com',
-    ARGON2_MEMORY_KIB: '1024',
-    ARGON2_ITERATIONS: '1',
-    LOG_LEVEL: 'silent',
-    RATE_LIMIT_MAX: '0',
-    ...SHARED_ENV,
-    ...env,
-  });
-  const app = await buildApp(config, h.db, { now: h.clock.now, logger: false, outbox: { baseDelay: 100, maxDelay: 1_000, pollInterval: 50 } });
-  await app.ready();
-  // Teardowns run last-in first-out: this app closes before the shared database does.
-  t.teardown(async () => {
-    await app.close();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
-  return app;
-}
+const sibling = (t: Test, h: TestApp, env: Record<string, string>): Promise<App> => buildSiblingApp(t, h, { ...SHARED_ENV, ...env });
 
 t.test(`JWT_PRIVATE_KEY from the environment, JWT_ISSUER and JWT_AUDIENCE set`, async (t) => {
   const h = await buildTestApp(t, { env: SHARED_ENV });

@@ -1,13 +1,9 @@
 // POST /token (ObtainJSONWebTokenMixin) and GET /me: what a client sees when it logs in and uses
 // its access token. Spec: API.md (endpoints, TokenOutput, errors) and BEHAVIOUR.md (POST /token).
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { buildApp } from '../src/app.js';
-import { loadConfig } from '../src/config.js';
 import {
   assertProblem,
+  buildSiblingApp,
   buildTestApp,
   get,
   PASSWORD,
@@ -301,40 +297,24 @@ t.test('a hash made at a lower argon2 cost is upgraded at the next successful lo
   const original = await hashOf();
   t.match(original, /^\$argon2id\$v=19\$m=1024,t=1,p=1\$/, 'registered at m=1024');
 
-  const dataDir = mkdtempSync(join(tmpdir(), 'authservice-login-test-'));
-  const config = loadConfig({
-    DATA_DIR: dataDir,
-    SMTP_URL: h.mail.url,
-    FRONTEND_URL: 'https://app.example.com',
-    ARGON2_MEMORY_KIB: '2048',
-    ARGON2_ITERATIONS: '1',
-    LOG_LEVEL: 'silent',
-    RATE_LIMIT_MAX: '0',
-  });
-  const app2 = await buildApp(config, h.db, { logger: false });
-  try {
-    await app2.ready();
-    const wrong = await post(app2, '/token', { email: reg.email, password: `${PASSWORD}!` });
-    t.equal(wrong.status, 401);
-    t.equal(await hashOf(), original, 'a failed login does not touch the hash');
+  const app2 = await buildSiblingApp(t, h, { ARGON2_MEMORY_KIB: '2048' });
+  const wrong = await post(app2, '/token', { email: reg.email, password: `${PASSWORD}!` });
+  t.equal(wrong.status, 401);
+  t.equal(await hashOf(), original, 'a failed login does not touch the hash');
 
-    const ok = await post(app2, '/token', { email: reg.email, password: PASSWORD });
-    t.equal(ok.status, 200, 'logs in on the costlier app');
-    const upgraded = await hashOf();
-    t.match(upgraded, /^\$argon2id\$v=19\$m=2048,t=1,p=1\$/, 'the stored hash is now at m=2048');
-    t.not(upgraded, original);
+  const ok = await post(app2, '/token', { email: reg.email, password: PASSWORD });
+  t.equal(ok.status, 200, 'logs in on the costlier app');
+  const upgraded = await hashOf();
+  t.match(upgraded, /^\$argon2id\$v=19\$m=2048,t=1,p=1\$/, 'the stored hash is now at m=2048');
+  t.not(upgraded, original);
 
-    const again = await post(app2, '/token', { username: reg.username, password: PASSWORD });
-    t.equal(again.status, 200, 'the upgraded hash still logs in');
-    t.equal(await hashOf(), upgraded, 'a hash at the configured cost is not hashed again');
+  const again = await post(app2, '/token', { username: reg.username, password: PASSWORD });
+  t.equal(again.status, 200, 'the upgraded hash still logs in');
+  t.equal(await hashOf(), upgraded, 'a hash at the configured cost is not hashed again');
 
-    const onFirst = await post(h.app, '/token', { email: reg.email, password: PASSWORD });
-    t.equal(onFirst.status, 200, 'and logs in on the cheaper app too');
-    t.equal(await hashOf(), upgraded, 'a login at a lower configured cost never downgrades the hash');
-  } finally {
-    await app2.close();
-    rmSync(dataDir, { recursive: true, force: true });
-  }
+  const onFirst = await post(h.app, '/token', { email: reg.email, password: PASSWORD });
+  t.equal(onFirst.status, 200, 'and logs in on the cheaper app too');
+  t.equal(await hashOf(), upgraded, 'a login at a lower configured cost never downgrades the hash');
 });
 
 t.test('GET /me', async (t) => {
