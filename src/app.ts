@@ -19,6 +19,8 @@ import { createHasher } from './lib/password.js';
 import { createTasks } from './lib/tasks.js';
 import { DEFAULT_OUTBOX, logTransport, type OutboxOptions, OutboxWorker, smtpTransport, type Transport } from './mail/outbox.js';
 import { accountRoutes } from './routes/accounts.js';
+import { ADMIN_SECURITY_SCHEME } from './routes/admin/auth.js';
+import { adminRoutes } from './routes/admin/index.js';
 import { passwordRoutes } from './routes/passwords.js';
 import { tokenRoutes } from './routes/tokens.js';
 import type { App } from './routes/types.js';
@@ -33,6 +35,8 @@ export interface Overrides {
   transport?: Transport;
   outbox?: Partial<OutboxOptions>;
   logger?: boolean;
+  /** Where the log goes instead of stdout (tests read it to prove that no secret is logged). */
+  logStream?: { write(line: string): void };
 }
 
 declare module 'fastify' {
@@ -47,7 +51,12 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
     logger:
       overrides.logger === false
         ? false
-        : { level: config.logLevel, redact: ['req.headers.authorization'], serializers: { err: serializeError } },
+        : {
+            level: config.logLevel,
+            redact: ['req.headers.authorization'],
+            serializers: { err: serializeError },
+            ...(overrides.logStream ? { stream: overrides.logStream } : {}),
+          },
     genReqId: () => randomUUID(), // never trust a client-chosen request id
     requestIdHeader: false,
     trustProxy: config.trustProxy,
@@ -78,6 +87,7 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
   };
   app.decorate('backgroundIdle', tasks.idle);
   app.decorateRequest('auth', null);
+  app.decorateRequest('admin', null);
 
   // JSON only: Fastify's default text/plain parser would hand a string to a JSON schema.
   app.removeContentTypeParser('text/plain');
@@ -93,8 +103,19 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
           'JWT login with rotating refresh tokens. Errors are RFC 9457 problem documents.',
       },
       servers: [{ url: config.publicUrl }],
-      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
-      tags: [{ name: 'Account' }, { name: 'Token' }, { name: 'Password' }, { name: 'Service' }],
+      components: {
+        securitySchemes: {
+          bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+          ...(config.adminApiKeys.length ? ADMIN_SECURITY_SCHEME : {}),
+        },
+      },
+      tags: [
+        { name: 'Account' },
+        { name: 'Token' },
+        { name: 'Password' },
+        { name: 'Service' },
+        ...(config.adminApiKeys.length ? [{ name: 'Admin', description: 'Operator access with an ADMIN_API_KEYS key; absent when it is unset.' }] : []),
+      ],
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
   });
@@ -146,6 +167,7 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
   accountRoutes(app, ctx);
   tokenRoutes(app, ctx);
   passwordRoutes(app, ctx);
+  adminRoutes(app, ctx);
 
   app.get('/health', {
     schema: {

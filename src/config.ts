@@ -2,6 +2,8 @@
 // into a frozen, typed object. Nothing else reads process.env. A bad value stops the start with
 // one message that names every bad variable, so an operator fixes them all in one go.
 
+import { createHash } from 'node:crypto';
+
 export const JWT_ALGORITHMS = ['EdDSA', 'ES256', 'RS256', 'HS256'] as const;
 export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number];
 
@@ -50,6 +52,20 @@ export interface Config {
   argon2: { memoryCost: number; timeCost: number; parallelism: number };
   rateLimit: { max: number; window: number }; // requests per window (seconds) per client on sensitive routes; max 0 = off
   trustProxy: boolean;
+  /**
+   * ADMIN_API_KEYS: the service credentials of the admin API. Only the SHA-256 of each key is
+   * kept, so the configuration object (which may be logged or dumped) never holds a usable key.
+   * Empty: the /admin routes do not exist.
+   */
+  adminApiKeys: AdminApiKey[];
+  adminRateLimit: { max: number; window: number }; // requests per window (seconds) per client on /admin; max 0 = off
+}
+
+export interface AdminApiKey {
+  /** Names the key in audit events and logs: the `id` of `id:secret`, or `key-` + the first 8 hex digits of its SHA-256. */
+  id: string;
+  /** SHA-256 of the key, hex. */
+  digest: string;
 }
 
 export class ConfigError extends Error {
@@ -209,6 +225,8 @@ export function loadConfig(env: Env): Readonly<Config> {
     },
     rateLimit: { max: int('RATE_LIMIT_MAX', 20, 0, 1_000_000), window: duration('RATE_LIMIT_WINDOW', '1m') },
     trustProxy: bool('TRUST_PROXY', false),
+    adminApiKeys: parseAdminKeys(get('ADMIN_API_KEYS'), problems),
+    adminRateLimit: { max: int('ADMIN_RATE_LIMIT_MAX', 300, 0, 1_000_000), window: duration('ADMIN_RATE_LIMIT_WINDOW', '1m') },
   };
   if (!config.registerFields.includes('email') && !config.registerFields.includes('username')) {
     problems.push('REGISTER_FIELDS: must include email or username, or nobody could log in');
@@ -218,6 +236,37 @@ export function loadConfig(env: Env): Readonly<Config> {
   }
   if (problems.length) throw new ConfigError(problems);
   return deepFreeze(config);
+}
+
+export const ADMIN_KEY_MIN_LENGTH = 32;
+const ADMIN_KEY_ID = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/**
+ * "ops:<secret>,ci:<secret>" or bare "<secret>" entries, comma-separated. A secret must be at least
+ * 32 characters (`authservice keygen --admin-key` makes one of 43); ids and secrets are unique.
+ * The problems never quote a secret.
+ */
+export function parseAdminKeys(raw: string | undefined, problems: string[]): AdminApiKey[] {
+  if (raw === undefined) return [];
+  const keys: AdminApiKey[] = [];
+  const entries = raw.split(',').map((s) => s.trim());
+  entries.forEach((entry, i) => {
+    const where = `ADMIN_API_KEYS: entry ${i + 1} of ${entries.length}`;
+    const colon = entry.indexOf(':');
+    const named = colon > 0 && ADMIN_KEY_ID.test(entry.slice(0, colon));
+    const secret = named ? entry.slice(colon + 1) : entry;
+    if (entry === '') return void problems.push(`${where} is empty`);
+    if (/\s/.test(secret)) return void problems.push(`${where}: a key must not contain whitespace`);
+    if (secret.length < ADMIN_KEY_MIN_LENGTH) {
+      return void problems.push(`${where}: a key must be at least ${ADMIN_KEY_MIN_LENGTH} characters (generate one with: npx authservice keygen --admin-key)`);
+    }
+    const digest = createHash('sha256').update(secret).digest('hex');
+    const id = named ? entry.slice(0, colon) : `key-${digest.slice(0, 8)}`;
+    if (keys.some((k) => k.id === id)) return void problems.push(`${where}: the id "${id}" is used twice`);
+    if (keys.some((k) => k.digest === digest)) return void problems.push(`${where}: the same key is listed twice`);
+    keys.push({ id, digest });
+  });
+  return keys;
 }
 
 function deepFreeze<T extends object>(o: T): Readonly<T> {

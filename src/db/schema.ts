@@ -82,7 +82,8 @@ export const emailTokens = pgTable(
   (t) => [uniqueIndex('email_tokens_hash_key').on(t.tokenHash), index('email_tokens_user_id_idx').on(t.userId)],
 );
 
-export type OutboxStatus = 'pending' | 'sent' | 'failed';
+export const OUTBOX_STATUSES = ['pending', 'sent', 'failed', 'cancelled'] as const;
+export type OutboxStatus = (typeof OUTBOX_STATUSES)[number]; // cancelled: by an operator, before it was sent
 
 // mail/outbox.ts. Written in the same transaction as the change that causes the email; sent after
 // commit by the worker. user_id cascades so deleting an account drops its unsent mail.

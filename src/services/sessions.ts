@@ -51,9 +51,14 @@ function tokensFor(ctx: Context, user: UserRow, session: typeof sessions.$inferS
   };
 }
 
-/** Ends every session of the account (password change, reset, set, archive, delete). */
-export async function endAllSessions(tx: Tx, ctx: Context, userId: string): Promise<void> {
-  await tx.update(sessions).set({ revokedAt: ctx.now() }).where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt)));
+/** Ends every session of the account (password change, reset, set, archive, delete); returns how many were live. */
+export async function endAllSessions(tx: Tx, ctx: Context, userId: string): Promise<number> {
+  const ended = await tx
+    .update(sessions)
+    .set({ revokedAt: ctx.now() })
+    .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt)))
+    .returning({ id: sessions.id });
+  return ended.length;
 }
 
 type Outcome = { tokens: Tokens } | { error: AppError };

@@ -1,0 +1,92 @@
+// The outbox as an operator sees it: list by status, requeue a failed email, cancel a pending one.
+// Beside mail/outbox.ts (the worker), for the operator's writes to email_outbox. Never returns the
+// bodies: until an email is sent they hold a live one-time token.
+import { and, desc, eq, lt, type SQL } from 'drizzle-orm';
+import { outbox, type OutboxStatus } from '../db/schema.js';
+import { AppError } from '../errors.js';
+import { decodeCursor, encodeCursor } from '../lib/cursor.js';
+import type { Context } from '../services/context.js';
+
+export interface OutboxEntry {
+  id: number;
+  userId: string | null;
+  recipient: string;
+  kind: string;
+  subject: string;
+  status: OutboxStatus;
+  attempts: number;
+  nextAttemptAt: string;
+  lastError: string | null;
+  createdAt: string;
+  sentAt: string | null;
+}
+
+const columns = {
+  id: outbox.id,
+  userId: outbox.userId,
+  recipient: outbox.recipient,
+  kind: outbox.kind,
+  subject: outbox.subject,
+  status: outbox.status,
+  attempts: outbox.attempts,
+  nextAttemptAt: outbox.nextAttemptAt,
+  lastError: outbox.lastError,
+  createdAt: outbox.createdAt,
+  sentAt: outbox.sentAt,
+};
+
+function toEntry(row: { [K in keyof typeof columns]: (typeof outbox.$inferSelect)[K] }): OutboxEntry {
+  return {
+    ...row,
+    nextAttemptAt: row.nextAttemptAt.toISOString(),
+    createdAt: row.createdAt.toISOString(),
+    sentAt: row.sentAt ? row.sentAt.toISOString() : null,
+  };
+}
+
+const isId = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) > 0;
+
+/** Newest first, a page at a time (`nextCursor` null on the last page). */
+export async function listOutbox(
+  ctx: Context,
+  f: { status?: OutboxStatus; cursor?: string; limit?: number },
+): Promise<{ emails: OutboxEntry[]; nextCursor: string | null }> {
+  const limit = f.limit ?? 50;
+  const where: SQL[] = [];
+  if (f.status) where.push(eq(outbox.status, f.status));
+  if (f.cursor !== undefined) where.push(lt(outbox.id, decodeCursor(f.cursor, [isId])[0] as number));
+  const rows = await ctx.db.select(columns).from(outbox).where(and(...where)).orderBy(desc(outbox.id)).limit(limit + 1);
+  const page = rows.slice(0, limit);
+  return { emails: page.map(toEntry), nextCursor: rows.length > limit ? encodeCursor([page.at(-1)!.id]) : null };
+}
+
+async function transition(ctx: Context, id: number, from: OutboxStatus, set: Partial<typeof outbox.$inferInsert>): Promise<OutboxEntry> {
+  // One conditional UPDATE decides: of two operators (or an operator and the worker) one wins.
+  const [row] = await ctx.db
+    .update(outbox)
+    .set(set)
+    .where(and(eq(outbox.id, id), eq(outbox.status, from)))
+    .returning(columns);
+  if (row) return toEntry(row);
+  const [exists] = await ctx.db.select({ id: outbox.id }).from(outbox).where(eq(outbox.id, id));
+  if (!exists) throw new AppError('email_not_found');
+  throw new AppError(from === 'failed' ? 'email_not_failed' : 'email_not_pending');
+}
+
+/**
+ * A failed email goes back to the queue as new: attempts from zero, due now. Its link may have
+ * expired meanwhile (the email says for how long it is valid); the recipient can ask for another.
+ */
+export async function requeueEmail(ctx: Context, id: number): Promise<{ email: OutboxEntry }> {
+  const email = await transition(ctx, id, 'failed', { status: 'pending', attempts: 0, nextAttemptAt: ctx.now(), lastError: null });
+  ctx.mailQueued();
+  return { email };
+}
+
+/**
+ * A pending email is not sent: its bodies (and so its one-time token) are erased. An email the
+ * worker is handing to the SMTP server at this very moment may still go out (and is then marked sent).
+ */
+export async function cancelEmail(ctx: Context, id: number): Promise<{ email: OutboxEntry }> {
+  return { email: await transition(ctx, id, 'pending', { status: 'cancelled', text: '', html: '' }) };
+}

@@ -1,0 +1,32 @@
+// The admin API under /admin: operator access with a service credential (ADMIN_API_KEYS), over the
+// same services as the public API. Every route module of the admin API is registered here, inside
+// one encapsulated context whose hooks guard all of them, in this order:
+//   onRequest   the per-client admin rate limit (ADMIN_RATE_LIMIT_MAX per ADMIN_RATE_LIMIT_WINDOW)
+//   preParsing  the admin key (auth.ts), before the body is read
+//   preValidation  typed query strings (query.ts)
+// With ADMIN_API_KEYS unset nothing is registered: the routes do not exist (404).
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Context } from '../../services/context.js';
+import type { App } from '../types.js';
+import { adminGuard } from './auth.js';
+import { adminOutboxRoutes } from './outbox.js';
+import { coerceQuery } from './query.js';
+import { adminUserRoutes } from './users.js';
+
+export function adminRoutes(app: App, ctx: Context): void {
+  const { adminApiKeys, adminRateLimit } = ctx.config;
+  if (adminApiKeys.length === 0) return;
+  app.register(
+    async (instance) => {
+      const admin = instance.withTypeProvider<TypeBoxTypeProvider>() as App;
+      if (adminRateLimit.max > 0) {
+        admin.addHook('onRequest', admin.rateLimit({ max: adminRateLimit.max, timeWindow: adminRateLimit.window * 1000 }));
+      }
+      admin.addHook('preParsing', adminGuard(adminApiKeys));
+      admin.addHook('preValidation', coerceQuery);
+      adminUserRoutes(admin, ctx);
+      adminOutboxRoutes(admin, ctx);
+    },
+    { prefix: '/admin' },
+  );
+}

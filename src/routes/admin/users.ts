@@ -1,0 +1,172 @@
+// HTTP for services/admin-users.ts: /admin/users and the per-account operator acts.
+import { Type } from 'typebox';
+import { Email, Name, Password, problems, ref, User, Username } from '../../schemas.js';
+import * as admin from '../../services/admin-users.js';
+import type { Context } from '../../services/context.js';
+import type { App } from '../types.js';
+import { adminOf, adminProblems, adminSecurity } from './auth.js';
+
+const UserEnvelope = Type.Object({ user: ref(User) }, { additionalProperties: false });
+const Id = Type.Object({ id: Type.String({ format: 'uuid', description: 'The user id.' }) }, { additionalProperties: false });
+const boolFilter = (description: string) => Type.Optional(Type.Boolean({ description }));
+
+export function adminUserRoutes(app: App, ctx: Context): void {
+  const tags = ['Admin'];
+  const security = adminSecurity;
+  const common = adminProblems(ctx.config);
+
+  app.get('/users', {
+    schema: {
+      tags,
+      security,
+      operationId: 'adminListUsers',
+      summary: 'List accounts',
+      description:
+        'Newest first, a page at a time: pass the answer\'s `nextCursor` as `cursor` for the next page (null on the last). ' +
+        '`email` and `username` match case-insensitive prefixes; `joinedAfter` is inclusive, `joinedBefore` exclusive.',
+      querystring: Type.Object(
+        {
+          email: Type.Optional(Type.String({ maxLength: 254, description: 'Case-insensitive prefix of the email.' })),
+          username: Type.Optional(Type.String({ maxLength: 150, description: 'Case-insensitive prefix of the username.' })),
+          verified: boolFilter('Only verified (true) or unverified (false) accounts.'),
+          archived: boolFilter('Only archived (true) or not archived (false) accounts.'),
+          active: boolFilter('Only active (true) or deactivated (false) accounts.'),
+          joinedAfter: Type.Optional(Type.String({ format: 'date-time', description: 'Joined at or after this instant.' })),
+          joinedBefore: Type.Optional(Type.String({ format: 'date-time', description: 'Joined before this instant.' })),
+          cursor: Type.Optional(Type.String({ maxLength: 512, description: 'The `nextCursor` of the previous page.' })),
+          limit: Type.Optional(Type.Integer({ minimum: 1, maximum: admin.MAX_PAGE, description: `Page size (default ${admin.DEFAULT_PAGE}).` })),
+        },
+        { additionalProperties: false },
+      ),
+      response: {
+        200: Type.Object(
+          {
+            users: Type.Array(ref(User)),
+            nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'The cursor of the next page; null on the last page.' }),
+          },
+          { additionalProperties: false },
+        ),
+        ...problems(400, ...common),
+      },
+    },
+    handler: (request) => admin.listUsers(ctx, request.query),
+  });
+
+  app.get('/users/:id', {
+    schema: {
+      tags,
+      security,
+      operationId: 'adminGetUser',
+      summary: 'One account',
+      params: Id,
+      response: { 200: UserEnvelope, ...problems(400, 404, ...common) },
+    },
+    handler: (request) => admin.getUser(ctx, request.params.id),
+  });
+
+  app.post('/users', {
+    schema: {
+      tags,
+      security,
+      operationId: 'adminCreateUser',
+      summary: 'Create an account',
+      description:
+        'An email or a username (or both), any profile field whatever REGISTER_FIELDS says, and optionally a password ' +
+        '(checked by the password rules; errors on `password`). `verified` creates it verified. On request, ' +
+        '`sendActivationEmail` (an unverified account with an email) or `sendPasswordSetEmail` (a passwordless one).',
+      body: Type.Object(
+        {
+          email: Type.Optional(Email),
+          username: Type.Optional(Username),
+          firstName: Type.Optional(Name),
+          lastName: Type.Optional(Name),
+          password: Type.Optional(Password),
+          verified: Type.Optional(Type.Boolean({ description: 'Create the account verified (default false).' })),
+          sendActivationEmail: Type.Optional(Type.Boolean({ description: 'Email an activation link (default false).' })),
+          sendPasswordSetEmail: Type.Optional(Type.Boolean({ description: 'Email a password-set link (default false).' })),
+        },
+        { additionalProperties: false },
+      ),
+      response: { 201: UserEnvelope, ...problems(400, 409, 413, 415, ...common) },
+    },
+    handler: async (request, reply) => reply.code(201).send(await admin.createUser(ctx, adminOf(request), request.body)),
+  });
+
+  app.patch('/users/:id', {
+    schema: {
+      tags,
+      security,
+      operationId: 'adminUpdateUser',
+      summary: 'Change profile fields',
+      description:
+        'Any subset of email, username, firstName, lastName; a field left out stays as it is. A new email is set directly ' +
+        '(no confirmation: an operator\'s act), the verified state is kept, and links sent to the old address stop working.',
+      params: Id,
+      body: Type.Object(
+        { email: Type.Optional(Email), username: Type.Optional(Username), firstName: Type.Optional(Name), lastName: Type.Optional(Name) },
+        { additionalProperties: false },
+      ),
+      response: { 200: UserEnvelope, ...problems(400, 404, 409, 413, 415, ...common) },
+    },
+    handler: (request) => admin.updateUser(ctx, adminOf(request), request.params.id, request.body),
+  });
+
+  app.delete('/users/:id', {
+    schema: {
+      tags,
+      security,
+      operationId: 'adminDeleteUser',
+      summary: 'Delete an account',
+      description: 'Removes the account and all of its data (sessions, tokens, unsent email), whatever ALLOW_DELETE_ACCOUNT says.',
+      params: Id,
+      response: { 204: Type.Null({ description: 'Deleted.' }), ...problems(400, 404, ...common) },
+    },
+    handler: async (request, reply) => {
+      await admin.deleteUser(ctx, adminOf(request), request.params.id);
+      return reply.code(204).send(null);
+    },
+  });
+
+  const acts: [string, string, string, (c: Context, a: admin.Actor, id: string) => Promise<{ user: unknown }>][] = [
+    ['verify', 'adminVerifyUser', 'Mark the account verified (its activation links die). Idempotent.', admin.verifyUser],
+    ['archive', 'adminArchiveUser', 'Archive the account and end every session; its next login un-archives it. Idempotent.', admin.archiveUser],
+    ['unarchive', 'adminUnarchiveUser', 'Un-archive the account. Idempotent.', admin.unarchiveUser],
+    ['deactivate', 'adminDeactivateUser', 'Deactivate the account (isActive=false: no login, no token, no email link works) and end every session. Idempotent.', admin.deactivateUser],
+    ['reactivate', 'adminReactivateUser', 'Reactivate a deactivated account (it can log in again). Idempotent.', admin.reactivateUser],
+  ];
+  for (const [action, operationId, summary, act] of acts) {
+    app.post(`/users/:id/${action}`, {
+      schema: { tags, security, operationId, summary, params: Id, response: { 200: UserEnvelope, ...problems(400, 404, ...common) } },
+      handler: (request) => act(ctx, adminOf(request), request.params.id) as ReturnType<typeof admin.getUser>,
+    });
+  }
+
+  app.post('/users/:id/logout', {
+    schema: {
+      tags,
+      security,
+      operationId: 'adminLogoutUser',
+      summary: 'End every session of the account',
+      description: 'Its access and refresh tokens stop working at once.',
+      params: Id,
+      response: {
+        200: Type.Object({ sessionsEnded: Type.Integer({ description: 'How many sessions were live.' }) }, { additionalProperties: false }),
+        ...problems(400, 404, ...common),
+      },
+    },
+    handler: (request) => admin.logoutUser(ctx, adminOf(request), request.params.id),
+  });
+
+  app.post('/users/:id/send-password-reset', {
+    schema: {
+      tags,
+      security,
+      operationId: 'adminSendPasswordReset',
+      summary: 'Email the account a password reset link',
+      description: '`no_email_address` or `account_inactive` (409) when it cannot be sent. Using the link also verifies the account.',
+      params: Id,
+      response: { 202: Type.Object({ detail: Type.String() }, { additionalProperties: false }), ...problems(400, 404, 409, ...common) },
+    },
+    handler: async (request, reply) => reply.code(202).send(await admin.sendPasswordReset(ctx, adminOf(request), request.params.id)),
+  });
+}
