@@ -1,7 +1,6 @@
 // The one wiring file: Fastify with the TypeBox provider, error handling, OpenAPI, the services'
 // context, the outbox worker and the routes. Every piece is imported and registered explicitly.
 import { randomUUID } from 'node:crypto';
-import fastifyJwt from '@fastify/jwt';
 import fastifyRateLimit from '@fastify/rate-limit';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
@@ -12,8 +11,7 @@ import type { Config } from './config.js';
 import { type Database, isDatabaseUnavailable } from './db/index.js';
 import { AppError, toProblem } from './errors.js';
 import { type Clock, systemClock } from './lib/clock.js';
-import { createAccessTokens, fastifyJwtOptions } from './lib/jwt.js';
-import { loadSigningKeys } from './lib/keys.js';
+import { createAccessTokens } from './lib/jwt.js';
 import { serializeError } from './lib/log.js';
 import { createHasher } from './lib/password.js';
 import { createTasks } from './lib/tasks.js';
@@ -28,6 +26,7 @@ import { fromValidation } from './validation.js';
 import { problems, sharedSchemas } from './schemas.js';
 import type { Context } from './services/context.js';
 import { purgeStale } from './services/housekeeping.js';
+import { openKeyRing } from './services/signing-keys.js';
 import { normalizeIdentifier } from './services/users.js';
 
 export interface Overrides {
@@ -69,8 +68,7 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   const now = overrides.now ?? systemClock;
-  const keys = loadSigningKeys(config.jwt, config.dataDir);
-  await app.register(fastifyJwt, fastifyJwtOptions(keys, config.jwt));
+  const keys = await openKeyRing({ db: database.db, config, now }, (err) => app.log.warn({ err }, 'signing keys: reload failed'));
 
   const tasks = createTasks((name, err) => app.log.error({ err, task: name }, 'background task failed'));
   const transport = overrides.transport ?? (config.smtpUrl ? smtpTransport(config.smtpUrl) : logTransport(app.log));
@@ -80,7 +78,7 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
     db: database.db,
     now,
     hasher: await createHasher(config.argon2),
-    accessTokens: createAccessTokens(app.jwt, keys, config.jwt, now),
+    accessTokens: createAccessTokens(keys, config.jwt, now),
     keys,
     mailQueued: () => worker.wake(),
     background: tasks.run,
@@ -205,6 +203,7 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
   });
   app.addHook('onClose', async () => {
     clearTimeout(housekeepingTimer);
+    keys.close();
     await tasks.idle();
     await worker.stop();
   });

@@ -1,6 +1,7 @@
 // The service's configuration: every variable of spec/API.md, parsed once from the environment
 // into a frozen, typed object. Nothing else reads process.env. A bad value stops the start with
 // one message that names every bad variable, so an operator fixes them all in one go.
+import { parseKek } from './lib/kek.js';
 
 import { createHash } from 'node:crypto';
 
@@ -32,6 +33,8 @@ export interface Config {
     privateKey: string | undefined;
     publicKey: string | undefined;
     secret: string | undefined;
+    keyEncryptionKey: string | undefined; // seals the keys kept in the database (services/signing-keys.ts)
+    keysReloadInterval: number; // seconds between two reads of the signing keys by an instance
     issuer: string | undefined;
     audience: string | undefined;
     expiresIn: number; // seconds
@@ -170,8 +173,13 @@ export function loadConfig(env: Env): Readonly<Config> {
   const publicKey = get('JWT_PUBLIC_KEY')?.replace(/\\n/g, '\n');
   if (algorithm === 'HS256') {
     if (!secret || Buffer.byteLength(secret) < 32) problems.push('JWT_SECRET: HS256 needs a secret of at least 32 bytes');
-  } else if (nodeEnv === 'production' && !privateKey) {
-    problems.push(`JWT_PRIVATE_KEY: required in production for ${algorithm}`);
+  }
+  const keyEncryptionKey = get('KEY_ENCRYPTION_KEY');
+  if (keyEncryptionKey !== undefined && !parseKek(keyEncryptionKey)) {
+    problems.push('KEY_ENCRYPTION_KEY: expected 32 bytes in base64 or hex (openssl rand -base64 32)');
+  }
+  if (algorithm !== 'HS256' && nodeEnv === 'production' && !privateKey && !keyEncryptionKey) {
+    problems.push(`JWT_PRIVATE_KEY or KEY_ENCRYPTION_KEY: required in production for ${algorithm} (static keys, or keys kept in the database sealed with that key)`);
   }
 
   const minLength = int('PASSWORD_MIN_LENGTH', 8, 1, 4096);
@@ -197,6 +205,8 @@ export function loadConfig(env: Env): Readonly<Config> {
       privateKey,
       publicKey,
       secret,
+      keyEncryptionKey,
+      keysReloadInterval: duration('JWT_KEYS_RELOAD_INTERVAL', '1m'),
       issuer: get('JWT_ISSUER'),
       audience: get('JWT_AUDIENCE'),
       expiresIn: duration('JWT_EXPIRATION_DELTA', '5m'),

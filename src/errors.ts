@@ -22,6 +22,8 @@ export const ERRORS = {
   no_email_address: { status: 409, title: 'No email address', detail: 'The account has no email address.' },
   account_inactive: { status: 409, title: 'Account inactive', detail: 'The account is deactivated: reactivate it first.' },
   unique: { status: 409, title: 'Already exists', detail: 'A user with that value already exists.' },
+  key_rotation_unavailable: { status: 409, title: 'Key rotation unavailable', detail: 'These signing keys cannot be rotated by the service.' },
+  key_rotation_too_soon: { status: 409, title: 'Key rotation too soon', detail: 'The next signing key has not been published long enough.' },
   payload_too_large: { status: 413, title: 'Payload too large', detail: 'The request body is too large.' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type', detail: 'Send the body as application/json.' },
   rate_limited: { status: 429, title: 'Too many requests', detail: 'Too many requests, try again later.' },

@@ -21,6 +21,8 @@ t.test('defaults are those of API.md', async (t) => {
     privateKey: undefined,
     publicKey: undefined,
     secret: undefined,
+    keyEncryptionKey: undefined,
+    keysReloadInterval: 60,
     issuer: undefined,
     audience: undefined,
     expiresIn: 300,

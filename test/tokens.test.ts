@@ -309,7 +309,9 @@ t.test('default settings', async (t) => {
     t.match(String(res.headers['content-type']), /^application\/(jwk-set\+)?json/);
     t.match(String(res.headers['cache-control']), /max-age=\d+/, 'Cache-Control with max-age');
     t.notMatch(String(res.headers['cache-control']), /no-store/);
-    t.equal(res.body.keys.length, 1);
+    // The current key and the next one (published before it signs: test/keys.test.ts).
+    t.equal(res.body.keys.length, 2, 'the current and the next key');
+    t.not(res.body.keys[0].kid, res.body.keys[1].kid, 'two distinct keys');
     const [jwk] = res.body.keys;
     t.type(jwk.kid, 'string');
     t.ok(jwk.kid.length > 0);
@@ -318,10 +320,10 @@ t.test('default settings', async (t) => {
     t.equal(jwk.kty, 'OKP');
     t.equal(jwk.crv, 'Ed25519');
     t.type(jwk.x, 'string');
-    for (const m of ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k']) t.notOk(m in jwk, `no private member ${m}`);
+    for (const k of res.body.keys) for (const m of ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k']) t.notOk(m in k, `no private member ${m}`);
     const u = await registerUser(h.app);
     const { header } = decodeJwt(u.token);
-    t.equal(header.kid, jwk.kid, 'the access token\'s kid is the JWKS kid');
+    t.equal(header.kid, jwk.kid, 'the access token\'s kid is the first JWKS kid (the current key)');
     t.equal(header.alg, 'EdDSA');
   });
 
@@ -431,13 +433,13 @@ for (const [alg, kty, extra] of [
     await assertAccessAlive(t, h.app, login.body.token);
     const jwks = await get(h.app, '/.well-known/jwks.json');
     t.equal(jwks.status, 200);
-    t.equal(jwks.body.keys.length, 1);
+    t.equal(jwks.body.keys.length, 2, 'the current and the next key');
     const [jwk] = jwks.body.keys;
     t.equal(jwk.alg, alg);
     t.equal(jwk.kty, kty);
     t.equal(jwk.use, 'sig');
     t.match(jwk, extra);
-    for (const m of ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k']) t.notOk(m in jwk, `no private member ${m}`);
+    for (const k of jwks.body.keys) for (const m of ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k']) t.notOk(m in k, `no private member ${m}`);
     const { header, signingInput, signature } = decodeJwt(login.body.token);
     t.equal(header.alg, alg);
     t.equal(header.kid, jwk.kid);

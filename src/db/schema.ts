@@ -109,3 +109,38 @@ export const outbox = pgTable(
 );
 
 export type UserRow = typeof users.$inferSelect;
+
+export const SIGNING_KEY_STATUSES = ['next', 'current', 'retired'] as const;
+export type SigningKeyStatus = (typeof SIGNING_KEY_STATUSES)[number];
+
+// services/signing-keys.ts. The access-token signing keys when they are not given in
+// JWT_PRIVATE_KEY: a `next` key (published, signs nothing yet), the `current` key (signs) and
+// `retired` keys (published until every token they signed has expired). The private key is
+// encrypted with the key-encryption key (KEY_ENCRYPTION_KEY), which never enters the database.
+export const signingKeys = pgTable(
+  'signing_keys',
+  {
+    kid: text('kid').primaryKey(), // RFC 7638 thumbprint of the public key
+    algorithm: text('algorithm').notNull(),
+    status: text('status').$type<SigningKeyStatus>().notNull(),
+    publicKey: text('public_key').notNull(), // SPKI PEM
+    privateKey: text('private_key').notNull(), // PKCS#8 PEM, sealed with the KEK (lib/kek.ts)
+    createdAt: ts('created_at').notNull(), // published from then on
+    activatedAt: ts('activated_at'),
+    retiredAt: ts('retired_at'),
+  },
+  (t) => [
+    // At most one current and one next key per algorithm, whatever two instances do at once.
+    uniqueIndex('signing_keys_current_key').on(t.algorithm).where(sql`status = 'current'`),
+    uniqueIndex('signing_keys_next_key').on(t.algorithm).where(sql`status = 'next'`),
+  ],
+);
+
+// services/signing-keys.ts. Service-wide secrets generated once and shared by every instance:
+// `refresh_token_hmac` derives a refresh token's child (services/sessions.ts). It is independent
+// of the signing keys, so rotating them never changes a derivation. Sealed with the KEK.
+export const serviceSecrets = pgTable('service_secrets', {
+  name: text('name').primaryKey(),
+  value: text('value').notNull(),
+  createdAt: ts('created_at').notNull().defaultNow(),
+});

@@ -1,13 +1,14 @@
-// Access tokens: short-lived JWTs, signed by @fastify/jwt (fast-jwt) with one pinned algorithm.
-// Verification refuses anything but that algorithm (so `alg: none` and HS256-with-the-public-key
-// are refused), an unknown `kid`, a wrong `iss`/`aud`, and a token without `exp`. Whether the
+// Access tokens: short-lived JWTs, signed by fast-jwt with the key ring's current key and one
+// pinned algorithm. Verification picks the key by the token's `kid` (current, next or a retired
+// key still published: lib/keys.ts), and refuses anything but the pinned algorithm (so `alg: none`
+// and HS256-with-the-public-key are refused), an unknown `kid`, a wrong `iss`/`aud`, and a token
+// without `exp`. Whether the
 // token's session is still alive is the sessions service's business, not this module's.
 import { randomUUID } from 'node:crypto';
-import type { JWT } from '@fastify/jwt';
 import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
 import { type Clock, unixSeconds } from './clock.js';
-import type { SigningKeys } from './keys.js';
+import type { KeyRing, RingKey } from './keys.js';
 
 export interface AccessClaims {
   sub: string; // user id
@@ -31,25 +32,10 @@ export interface IssuedAccessToken {
 export interface AccessTokens {
   issue(subject: { userId: string; username: string | null; email: string | null }, session: { id: string; createdAt: Date }): IssuedAccessToken;
   /** The claims of a well-signed, unexpired token; AppError invalid_token / expired_token otherwise. */
-  verify(token: string): AccessClaims;
+  verify(token: string): Promise<AccessClaims>;
 }
 
-/** @fastify/jwt options: the algorithm is pinned on both sides. */
-export function fastifyJwtOptions(keys: SigningKeys, config: Config['jwt']) {
-  return {
-    secret: { private: keys.signKey, public: keys.verifyKey },
-    sign: { algorithm: keys.algorithm, ...(keys.kid ? { kid: keys.kid } : {}) },
-    verify: {
-      algorithms: [keys.algorithm],
-      // `exp` is enforced below against the service clock (tests move it), and is required there.
-      ignoreExpiration: true,
-      ...(config.issuer ? { allowedIss: config.issuer } : {}),
-      ...(config.audience ? { allowedAud: config.audience } : {}),
-    },
-  };
-}
-
-export function createAccessTokens(jwt: JWT, keys: SigningKeys, config: Config['jwt'], now: Clock): AccessTokens {
+export function createAccessTokens(ring: KeyRing, config: Config['jwt'], now: Clock): AccessTokens {
   return {
     issue(subject, session) {
       const iat = unixSeconds(now());
@@ -65,18 +51,18 @@ export function createAccessTokens(jwt: JWT, keys: SigningKeys, config: Config['
         ...(config.issuer ? { iss: config.issuer } : {}),
         ...(config.audience ? { aud: config.audience } : {}),
       };
-      return { token: jwt.sign(payload), expiresIn: config.expiresIn, payload };
+      return { token: ring.keys().current.sign(payload), expiresIn: config.expiresIn, payload };
     },
 
-    verify(token) {
-      let claims: Partial<AccessClaims>;
-      try {
-        const decoded = jwt.decode<{ header: { kid?: string } }>(token, { complete: true });
-        if (keys.kid && decoded?.header.kid !== keys.kid) throw new Error('unknown kid');
-        claims = jwt.verify<Partial<AccessClaims>>(token);
-      } catch (cause) {
-        throw new AppError('invalid_token', { cause });
+    async verify(token) {
+      const kid = headerKid(token);
+      let key = ring.keys().byKid.get(kid);
+      if (!key && kid) {
+        // A kid we do not know may be a key another instance has just promoted.
+        await ring.reloadForUnknownKid();
+        key = ring.keys().byKid.get(kid);
       }
+      const claims = verifyWith(key, token);
       const { sub, sid, jti, exp } = claims;
       if (typeof sub !== 'string' || typeof sid !== 'string' || typeof jti !== 'string' || typeof exp !== 'number') {
         throw new AppError('invalid_token');
@@ -89,4 +75,30 @@ export function createAccessTokens(jwt: JWT, keys: SigningKeys, config: Config['
       return claims as AccessClaims;
     },
   };
+}
+
+function verifyWith(key: RingKey | undefined, token: string): Partial<AccessClaims> {
+  if (!key) throw new AppError('invalid_token');
+  try {
+    return key.verify(token) as Partial<AccessClaims>;
+  } catch (cause) {
+    throw new AppError('invalid_token', { cause });
+  }
+}
+
+/**
+ * The `kid` of a compact JWS header; undefined when there is none (HS256 tokens). A string that
+ * is not a JWT yields a kid no key has, so the caller refuses it.
+ */
+function headerKid(token: string): string | undefined {
+  const dot = token.indexOf('.');
+  if (dot <= 0) return '';
+  try {
+    const header = JSON.parse(Buffer.from(token.slice(0, dot), 'base64url').toString('utf8'));
+    if (header === null || typeof header !== 'object') return '';
+    if (header.kid === undefined) return undefined;
+    return typeof header.kid === 'string' ? header.kid : '';
+  } catch {
+    return '';
+  }
 }

@@ -3,6 +3,7 @@ import { Type } from 'typebox';
 import { OpaqueToken, problems, ref, TokenOutput } from '../schemas.js';
 import type { Context } from '../services/context.js';
 import * as sessions from '../services/sessions.js';
+import { JWKS_MAX_AGE } from '../services/signing-keys.js';
 import type { App } from './types.js';
 
 export function tokenRoutes(app: App, ctx: Context): void {
@@ -66,7 +67,10 @@ export function tokenRoutes(app: App, ctx: Context): void {
       tags,
       operationId: 'jwks',
       summary: 'The public keys that sign access tokens (JWK Set)',
-      description: 'For resource servers that verify access tokens themselves. Empty under HS256.',
+      description:
+        'For resource servers that verify access tokens themselves: the current key, the next key (published before it ' +
+        'signs anything) and retired keys until every token they signed has expired. Pick the key by the token\'s `kid`; ' +
+        'refetch on an unknown one. Empty under HS256.',
       response: {
         200: Type.Object({
           keys: Type.Array(Type.Object({ kty: Type.String(), kid: Type.String(), alg: Type.String(), use: Type.String() }, { additionalProperties: Type.String() })),
@@ -74,8 +78,8 @@ export function tokenRoutes(app: App, ctx: Context): void {
       },
     },
     handler: async (_request, reply) => {
-      reply.header('cache-control', 'public, max-age=300');
-      return ctx.keys.jwks;
+      reply.header('cache-control', `public, max-age=${JWKS_MAX_AGE}`);
+      return ctx.keys.keys().jwks;
     },
   });
 }

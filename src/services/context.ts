@@ -4,7 +4,7 @@ import type { Config } from '../config.js';
 import type { Db } from '../db/index.js';
 import type { Clock } from '../lib/clock.js';
 import type { AccessTokens } from '../lib/jwt.js';
-import type { SigningKeys } from '../lib/keys.js';
+import type { KeyRing } from '../lib/keys.js';
 import type { PasswordHasher } from '../lib/password.js';
 
 export interface Context {
@@ -13,7 +13,8 @@ export interface Context {
   now: Clock;
   hasher: PasswordHasher;
   accessTokens: AccessTokens;
-  keys: SigningKeys;
+  /** The signing keys (services/signing-keys.ts) and the refresh-token HMAC secret. */
+  keys: KeyRing;
   /** Tells the outbox worker that a committed transaction enqueued email. */
   mailQueued(): void;
   /** Runs work after the response, tracked so that shutdown waits for it (see lib/tasks.ts). */

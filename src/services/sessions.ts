@@ -138,7 +138,7 @@ function sessionUserQuery(db: Db) {
  * /token/verify. Throws invalid_token / expired_token; the caller decides how to answer.
  */
 export async function resolveAccessToken(ctx: Context, token: string): Promise<{ user: UserRow; claims: AccessClaims }> {
-  const claims = ctx.accessTokens.verify(token);
+  const claims = await ctx.accessTokens.verify(token);
   if (!UUID.test(claims.sid) || !UUID.test(claims.sub)) throw new AppError('invalid_token');
   const [row] = await sessionUserQuery(ctx.db).execute({ sid: claims.sid, sub: claims.sub });
   if (!row || row.revokedAt || !row.user.isActive || row.user.archived) throw new AppError('invalid_token');
