@@ -16,7 +16,7 @@ import { serviceSecrets, signingKeys } from '../src/db/schema.js';
 import { AppError } from '../src/errors.js';
 import type { App } from '../src/routes/types.js';
 import { rotateSigningKeys } from '../src/services/signing-keys.js';
-import { buildSiblingApp, buildTestApp, get, PASSWORD, post, registerUser, sleep, type TestApp } from './helpers.js';
+import { assertProblem, buildSiblingApp, buildTestApp, get, PASSWORD, post, registerUser, safeJson, sleep, type TestApp } from './helpers.js';
 
 const header = (token: string) => JSON.parse(Buffer.from(token.split('.')[0], 'base64url').toString('utf8'));
 const jwks = async (app: App) => (await get(app, '/.well-known/jwks.json')).body.keys as { kid: string; x: string }[];
@@ -258,4 +258,52 @@ t.test('npm run keys:rotate: refused too soon with a clear message, --force rota
   const bad = run('--frobnicate');
   t.equal(bad.status, 2, 'an unknown option: exit 2 with the usage');
   t.match(bad.stdout, /usage: npm run keys:rotate/);
+});
+
+t.test('POST /admin/keys/rotate and GET /admin/keys, behind the admin key', async (t) => {
+  const ADMIN = 'ops-key-0123456789abcdefghijklmnopqrstuvwxyz';
+  const h = await buildTestApp(t, { env: { ADMIN_API_KEYS: `ops:${ADMIN}`, JWT_EXPIRATION_DELTA: '1h', JWT_KEYS_RELOAD_INTERVAL: '1h' } });
+  const admin = async (method: 'GET' | 'POST', url: string, body?: object, key = ADMIN) => {
+    const res = await h.app.inject({ method, url, headers: { authorization: `Bearer ${key}` }, ...(body ? { payload: body } : {}) });
+    return { status: res.statusCode, headers: res.headers, body: safeJson(res.body), raw: res.body };
+  };
+  const u = await registerUser(h.app);
+  const [k1, k2] = await kids(h.app);
+
+  const list = await admin('GET', '/admin/keys');
+  t.equal(list.status, 200);
+  t.equal(list.body.source, 'database');
+  t.same(list.body.keys.map((k: { kid: string; status: string }) => [k.kid, k.status]), [[k1, 'current'], [k2, 'next']]);
+  t.notMatch(list.raw, /PRIVATE|v1\./, 'no key material');
+
+  assertProblem(t, await admin('POST', '/admin/keys/rotate', {}, 'wrong-key-0123456789abcdefghijklmnopqrstuv'), 'unauthenticated', { detail: 'A valid admin API key is required.' });
+  assertProblem(t, await admin('POST', '/admin/keys/rotate', {}), 'key_rotation_too_soon', { detail: /^The next key has been published for \d+ s; resource servers may cache the JWKS for 300 s\. Try again in \d+ s, or force the rotation\.$/ });
+  assertProblem(t, await admin('POST', '/admin/keys/rotate', { force: 'yes' }), 'validation_failed');
+
+  const forced = await admin('POST', '/admin/keys/rotate', { force: true });
+  t.equal(forced.status, 200, 'forced rotation');
+  t.same(forced.body.keys.map((k: { status: string }) => k.status), ['current', 'next', 'retired']);
+  // The instance that rotated reloads at once (no wait for JWT_KEYS_RELOAD_INTERVAL).
+  const after = await login(h.app, u);
+  t.equal(header(after.token).kid, k2, 'the promoted key signs at once');
+  t.equal((await get(h.app, '/me', u.token)).status, 200, 'the first token still verifies');
+  h.clock.advance(301);
+  const bare = await admin('POST', '/admin/keys/rotate');
+  assertProblem(t, bare, 'validation_failed'); // a body is required: {} or {"force": true}
+  const again = await admin('POST', '/admin/keys/rotate', {});
+  t.equal(again.status, 200, 'a rotation with an empty object, 300 s later');
+  t.equal((await get(h.app, '/me', u.token)).status, 200, 'the first token, two rotations later');
+  t.equal((await get(h.app, '/me', after.token)).status, 200, 'the second key\'s token');
+  t.same((await kids(h.app)).length, 4, 'current, next and two retired keys published');
+
+  t.test('static keys: key_rotation_unavailable', async (t) => {
+    const pem = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const s = await buildTestApp(t, { env: { ADMIN_API_KEYS: `ops:${ADMIN}`, JWT_PRIVATE_KEY: pem } });
+    const res = await s.app.inject({ method: 'POST', url: '/admin/keys/rotate', headers: { authorization: `Bearer ${ADMIN}` }, payload: { force: true } });
+    assertProblem(t, { status: res.statusCode, headers: res.headers, body: safeJson(res.body), raw: res.body }, 'key_rotation_unavailable', {
+      detail: 'The signing keys come from JWT_PRIVATE_KEY: rotate by listing the new key after the current one, deploying, then moving it first.',
+    });
+    const listed = await s.app.inject({ method: 'GET', url: '/admin/keys', headers: { authorization: `Bearer ${ADMIN}` } });
+    t.same(JSON.parse(listed.body), { source: 'environment', keys: [] });
+  });
 });

@@ -9,6 +9,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Context } from '../../services/context.js';
 import type { App } from '../types.js';
 import { adminGuard } from './auth.js';
+import { adminKeyRoutes } from './keys.js';
 import { adminOutboxRoutes } from './outbox.js';
 import { coerceQuery } from './query.js';
 import { adminUserRoutes } from './users.js';
@@ -26,6 +27,7 @@ export function adminRoutes(app: App, ctx: Context): void {
       admin.addHook('preValidation', coerceQuery);
       adminUserRoutes(admin, ctx);
       adminOutboxRoutes(admin, ctx);
+      adminKeyRoutes(admin, ctx);
     },
     { prefix: '/admin' },
   );
