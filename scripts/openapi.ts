@@ -1,24 +1,28 @@
-// Writes openapi/openapi.json from the routes' schemas, with the default configuration.
-// `npm run openapi`; test/service.test.ts fails when the committed file differs.
+// Writes openapi/openapi.json: the document of every configuration (src/openapi/surface.ts
+// ALL_CONFIGURATIONS), from the routes' own schemas. `npm run openapi`; test/openapi.test.ts fails
+// when the committed file differs.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
-import { openDatabase } from '../src/db/index.js';
+import { type Database, openDatabase } from '../src/db/index.js';
 
-export async function generateOpenApi(): Promise<string> {
+/** The committed document, as JSON text. Pass a database to reuse one (tests); none is written to. */
+export async function generateOpenApi(database?: Database): Promise<string> {
   const dataDir = mkdtempSync(join(tmpdir(), 'authservice-openapi-'));
-  const config = loadConfig({ DATABASE_URL: 'memory://', DATA_DIR: dataDir, LOG_LEVEL: 'silent' });
-  const database = await openDatabase(config.databaseUrl, dataDir);
+  // Every route exists under the defaults (refresh tokens on) and an admin key; the surface makes
+  // the rest cover every configuration. Nothing else of this configuration shows in the document.
+  const config = loadConfig({ DATABASE_URL: 'memory://', DATA_DIR: dataDir, LOG_LEVEL: 'silent', ADMIN_API_KEYS: `doc:${'x'.repeat(32)}` });
+  const db = database ?? (await openDatabase(config.databaseUrl, dataDir));
   try {
-    const app = await buildApp(config, database, { logger: false });
+    const app = await buildApp(config, db, { logger: false, documentAllConfigurations: true });
     await app.ready();
     const document = `${JSON.stringify(app.swagger(), null, 2)}\n`;
     await app.close();
     return document;
   } finally {
-    await database.close();
+    if (!database) await db.close();
     rmSync(dataDir, { recursive: true, force: true });
   }
 }

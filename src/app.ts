@@ -6,7 +6,6 @@ import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyError } from 'fastify';
-import { Type } from 'typebox';
 import type { Config } from './config.js';
 import { type Database, isDatabaseUnavailable } from './db/index.js';
 import { AppError, toProblem } from './errors.js';
@@ -17,13 +16,16 @@ import { createHasher } from './lib/password.js';
 import { createTasks } from './lib/tasks.js';
 import { DEFAULT_OUTBOX, logTransport, type OutboxOptions, OutboxWorker, smtpTransport, type Transport } from './mail/outbox.js';
 import { accountRoutes } from './routes/accounts.js';
-import { ADMIN_SECURITY_SCHEME } from './routes/admin/auth.js';
-import { adminRoutes } from './routes/admin/index.js';
+import { adminRoutes, adminSchemas } from './routes/admin/index.js';
 import { passwordRoutes } from './routes/passwords.js';
 import { tokenRoutes } from './routes/tokens.js';
 import type { App } from './routes/types.js';
 import { fromValidation } from './validation.js';
-import { problems, sharedSchemas } from './schemas.js';
+import { buildComponents } from './openapi/components.js';
+import { swaggerOptions } from './openapi/document.js';
+import { problems, publicSecurity, success } from './openapi/responses.js';
+import { ALL_CONFIGURATIONS, surfaceOf } from './openapi/surface.js';
+import { ref, sharedSchemas } from './schemas.js';
 import type { Context } from './services/context.js';
 import { purgeStale } from './services/housekeeping.js';
 import { openKeyRing } from './services/signing-keys.js';
@@ -36,6 +38,11 @@ export interface Overrides {
   logger?: boolean;
   /** Where the log goes instead of stdout (tests read it to prove that no secret is logged). */
   logStream?: { write(line: string): void };
+  /**
+   * Document (and validate) the surface of every configuration instead of this one's: only for
+   * writing the committed openapi/openapi.json (scripts/openapi.ts), never for serving.
+   */
+  documentAllConfigurations?: boolean;
 }
 
 declare module 'fastify' {
@@ -63,7 +70,8 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
     return503OnClosing: false, // answered with a problem document below
     ajv: {
       // An auth API must not guess: "123" is not 123, and an unknown field is an error, not dropped.
-      customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: true },
+      // `example` is OpenAPI's keyword for the documented examples (Swagger UI shows them).
+      customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: true, keywords: ['example'] },
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
@@ -89,38 +97,14 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
 
   // JSON only: Fastify's default text/plain parser would hand a string to a JSON schema.
   app.removeContentTypeParser('text/plain');
-  for (const schema of sharedSchemas) app.addSchema(schema);
-  await app.register(fastifySwagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: {
-        title: 'Auth service',
-        version: '1.0.0',
-        description:
-          "django-graphql-auth's account mixins as a REST API: registration, email verification, password reset, " +
-          'JWT login with rotating refresh tokens. Errors are RFC 9457 problem documents.',
-      },
-      servers: [{ url: config.publicUrl }],
-      components: {
-        securitySchemes: {
-          bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
-          ...(config.adminApiKeys.length ? ADMIN_SECURITY_SCHEME : {}),
-        },
-      },
-      tags: [
-        { name: 'Account' },
-        { name: 'Token' },
-        { name: 'Password' },
-        { name: 'Service' },
-        ...(config.adminApiKeys.length ? [{ name: 'Admin', description: 'Operator access with an ADMIN_API_KEYS key; absent when it is unset.' }] : []),
-      ],
-    },
-    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
-  });
+  const admin = config.adminApiKeys.length > 0;
+  const api = buildComponents(overrides.documentAllConfigurations ? ALL_CONFIGURATIONS : surfaceOf(config));
+  for (const schema of [...sharedSchemas, ...api.all, ...(admin ? adminSchemas : [])]) app.addSchema(schema);
+  await app.register(fastifySwagger, swaggerOptions({ admin }));
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
   // Throttles guessing (passwords, tokens) and email flooding, per client address, on the routes
   // that opt in with `config: { rateLimit: … }` (routes/limits.ts). In memory: per instance.
-  await app.register(fastifyRateLimit, { global: false, errorResponseBuilder: (_req, ctx) => rateLimited(ctx.after) });
+  await app.register(fastifyRateLimit, { global: false, errorResponseBuilder: (_req, ctx) => rateLimited(ctx.after, ctx.ttl) });
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const appErr = toAppError(err);
@@ -162,9 +146,9 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
     return payload;
   });
 
-  accountRoutes(app, ctx);
-  tokenRoutes(app, ctx);
-  passwordRoutes(app, ctx);
+  accountRoutes(app, ctx, api);
+  tokenRoutes(app, ctx, api);
+  passwordRoutes(app, ctx, api);
   adminRoutes(app, ctx);
 
   app.get('/health', {
@@ -173,7 +157,8 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
       operationId: 'health',
       summary: 'Liveness and database reachability',
       description: '200 when the service and its database answer; 503 otherwise (and while shutting down).',
-      response: { 200: Type.Object({ status: Type.Literal('ok') }), ...problems(503) },
+      security: publicSecurity,
+      response: { 200: success(ref(api.HealthResponse), 'The service and its database answer.'), ...problems('service_unavailable') },
     },
     handler: async () => {
       try {
@@ -210,8 +195,8 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
   return app;
 }
 
-function rateLimited(after: string): AppError {
-  return new AppError('rate_limited', { detail: `Too many requests, try again in ${after}.` });
+function rateLimited(after: string, ttlMs: number): AppError {
+  return new AppError('rate_limited', { detail: `Too many requests, try again in ${after}.`, retryAfter: Math.ceil(ttlMs / 1000) });
 }
 
 function toAppError(err: FastifyError): AppError {

@@ -39,14 +39,17 @@ export type FieldErrors = Record<string, { message: string; code: string }[]>;
 export class AppError extends Error {
   readonly status: number;
   readonly errors: FieldErrors | undefined;
+  /** Seconds the client should wait (rate_limited, some 503s): the body's retryAfter. */
+  readonly retryAfter: number | undefined;
   constructor(
     readonly code: ErrorCode,
-    options: { detail?: string; errors?: FieldErrors; cause?: unknown } = {},
+    options: { detail?: string; errors?: FieldErrors; retryAfter?: number; cause?: unknown } = {},
   ) {
     super(options.detail ?? ERRORS[code].detail, { cause: options.cause });
     this.name = 'AppError';
     this.status = ERRORS[code].status;
     this.errors = options.errors;
+    this.retryAfter = options.retryAfter;
   }
 }
 
@@ -62,6 +65,7 @@ export interface Problem {
   detail: string;
   code: ErrorCode;
   errors?: FieldErrors;
+  retryAfter?: number;
   requestId: string;
 }
 
@@ -74,6 +78,7 @@ export function toProblem(err: AppError, requestId: string, baseUrl: string): Pr
     detail: err.message,
     code: err.code,
     ...(err.errors ? { errors: err.errors } : {}),
+    ...(err.retryAfter !== undefined ? { retryAfter: err.retryAfter } : {}),
     requestId,
   };
 }

@@ -220,9 +220,33 @@ async function startApp(t: T, config: Readonly<Config>, db: Database, clock: Tes
     logger: false,
     outbox: { baseDelay: 100, maxDelay: 1_000, pollInterval: 50, ...outbox },
   });
+  guardDocumentedProblems(app);
   await app.ready();
   t.teardown(() => app.close());
   return app;
+}
+
+/**
+ * Every problem a test sees must be documented for its operation (its status, and its code in
+ * that status's `code` enum: src/openapi/responses.ts problems()). One that is not is turned
+ * into a 500 naming it, so the test that met it fails and says what to add.
+ */
+function guardDocumentedProblems(app: App): void {
+  app.addHook('onSend', async (request, reply, payload) => {
+    const response = request.routeOptions.schema?.response as Record<string, any> | undefined;
+    if (reply.statusCode < 400 || !request.routeOptions.url || !response || typeof payload !== 'string') return payload;
+    const problem = safeJson(payload);
+    const declared = response[reply.statusCode]?.content?.['application/problem+json']?.schema?.allOf?.[1]?.properties?.code?.enum;
+    if (Array.isArray(declared) && declared.includes(problem?.code)) return payload;
+    const where = `${request.method} ${request.routeOptions.url}`;
+    reply.code(500);
+    return JSON.stringify({
+      ...problem,
+      status: 500,
+      code: 'internal_error',
+      detail: `UNDOCUMENTED: ${where} answered ${reply.statusCode} ${problem?.code}, which its schema does not list: add it to the route's problems().`,
+    });
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -319,7 +343,7 @@ interface Answer {
 }
 
 /** The members a problem document may have. */
-export const PROBLEM_MEMBERS = ['type', 'title', 'status', 'detail', 'code', 'errors', 'requestId'];
+export const PROBLEM_MEMBERS = ['type', 'title', 'status', 'detail', 'code', 'errors', 'retryAfter', 'requestId'];
 
 export interface ProblemOptions {
   /**
@@ -383,6 +407,12 @@ export function assertProblem(t: Test, res: Answer, code: ErrorCode, opts: Probl
   }
   if (code === 'unauthenticated') {
     t.match(String(res.headers['www-authenticate'] ?? ''), /^Bearer\b/, say('WWW-Authenticate: Bearer'));
+  }
+  if (code === 'rate_limited') {
+    t.ok(Number.isInteger(b.retryAfter) && b.retryAfter > 0, say(`retryAfter: the wait in seconds (got ${b.retryAfter})`));
+    t.equal(String(b.retryAfter), String(res.headers['retry-after']), say('retryAfter is the Retry-After header'));
+  } else if ('retryAfter' in b) {
+    t.ok(Number.isInteger(b.retryAfter) && b.retryAfter >= 0, say('retryAfter: seconds'));
   }
 }
 

@@ -1,26 +1,25 @@
 // HTTP for services/accounts.ts: register, verify-account, resend-activation-email, token (login),
 // me, archive-account, delete-account, update-account.
-import { Type, type TSchema } from 'typebox';
-import type { ProfileField } from '../config.js';
-import { Accepted, Email, Name, OpaqueToken, Password, problems, ref, RegisterOutput, TokenOutput, User, Username } from '../schemas.js';
+import { Type } from 'typebox';
+import type { Components } from '../openapi/components.js';
+import { BODY_ERRORS, bearerSecurity, documentBodyAs, noContent, problems, publicSecurity, success } from '../openapi/responses.js';
+import { Accepted, ref, refAs, type UserOut } from '../schemas.js';
 import * as accounts from '../services/accounts.js';
 import type { Context } from '../services/context.js';
 import { toUserOut } from '../services/users.js';
 import { fromValidation } from '../validation.js';
-import { bearer, bearerSecurity, userOf } from './bearer.js';
+import { bearer, userOf } from './bearer.js';
 import { limited } from './limits.js';
 import type { App } from './types.js';
 
-const FIELD_SCHEMAS: Record<ProfileField, TSchema> = { email: Email, username: Username, firstName: Name, lastName: Name };
-const pick = (fields: readonly ProfileField[]) => Object.fromEntries(fields.map((f) => [f, FIELD_SCHEMAS[f]]));
-const optional = (props: Record<string, TSchema>) => Object.fromEntries(Object.entries(props).map(([k, v]) => [k, Type.Optional(v)]));
-
-export function accountRoutes(app: App, ctx: Context): void {
+export function accountRoutes(app: App, ctx: Context, api: Components): void {
   const { config } = ctx;
   const authenticate = bearer(ctx);
   const tags = ['Account'];
+  // Throttled routes (limited()) document the rate-limit headers and 429.
+  const rateLimited = true;
+  const userAnswer = refAs<{ user: UserOut }>;
 
-  const passwordFields = { password1: Password, password2: Password };
   app.post('/register', {
     ...limited(config),
     schema: {
@@ -31,17 +30,18 @@ export function accountRoutes(app: App, ctx: Context): void {
         'Creates an unverified account with the fields of REGISTER_FIELDS and emails an activation link. ' +
         'Email and username are unique case-insensitively (409 `unique`). Password rules errors are on `password2`. ' +
         'When unverified accounts may log in, the answer carries tokens too. (RegisterMixin)',
-      body: Type.Object(
-        { ...pick(config.registerFields), ...(config.allowPasswordlessRegistration ? optional(passwordFields) : passwordFields) },
-        { additionalProperties: false },
-      ),
-      response: { 201: ref(RegisterOutput), ...problems(400, 409, 413, 415, 429) },
+      security: publicSecurity,
+      body: refAs<accounts.RegisterInput>(api.RegisterRequest),
+      response: {
+        201: success(ref(api.RegisterResponse), 'Registered.', { rateLimited }),
+        ...problems(...BODY_ERRORS, 'unique', 'rate_limited'),
+      },
     },
     // The schema's errors are handed to the service, which adds the password rules' errors to them.
     attachValidation: true,
     handler: async (request, reply) => {
       const schemaErrors = request.validationError ? fromValidation(request.validationError.validation).errors : undefined;
-      return reply.code(201).send(await accounts.register(ctx, request.body as accounts.RegisterInput, schemaErrors));
+      return reply.code(201).send(await accounts.register(ctx, request.body, schemaErrors));
     },
   });
 
@@ -54,8 +54,12 @@ export function accountRoutes(app: App, ctx: Context): void {
       description:
         'Marks the account verified. The token works once; other activation tokens of the account die with it. ' +
         '`already_verified` when the account is verified, `expired_token` past its lifetime. (VerifyAccountMixin)',
-      body: Type.Object({ token: OpaqueToken }, { additionalProperties: false }),
-      response: { 204: Type.Null({ description: 'Verified.' }), ...problems(400, 409, 413, 415, 429) },
+      security: publicSecurity,
+      body: refAs<{ token: string }>(api.VerifyAccountRequest),
+      response: {
+        204: noContent('Verified.', { rateLimited }),
+        ...problems(...BODY_ERRORS, 'invalid_token', 'expired_token', 'already_verified', 'rate_limited'),
+      },
     },
     handler: async (request, reply) => {
       await accounts.verifyAccount(ctx, request.body.token);
@@ -72,8 +76,9 @@ export function accountRoutes(app: App, ctx: Context): void {
       description:
         'Always 202, whatever the address: an unverified account gets a new activation link; nothing tells whether ' +
         'the address has an account. (ResendActivationEmailMixin)',
-      body: Type.Object({ email: Email }, { additionalProperties: false }),
-      response: { 202: ref(Accepted), ...problems(400, 413, 415, 429) },
+      security: publicSecurity,
+      body: refAs<{ email: string }>(api.ResendActivationEmailRequest),
+      response: { 202: success(ref(Accepted), 'Accepted (whatever the address).', { rateLimited }), ...problems(...BODY_ERRORS, 'rate_limited') },
     },
     handler: async (request, reply) => {
       accounts.resendActivationEmail(ctx, request.body.email);
@@ -82,20 +87,23 @@ export function accountRoutes(app: App, ctx: Context): void {
   });
 
   app.post('/token', {
-    ...limited(config),
+    // The document shows LoginRequest, a oneOf of the allowed shapes; the validator takes a looser
+    // body so that both identifiers or neither get the one "give exactly one" error.
+    config: { ...limited(config).config, swaggerTransform: documentBodyAs(ref(api.LoginRequest)) },
     schema: {
       tags: ['Token'],
       operationId: 'obtainToken',
       summary: 'Log in: obtain an access token and a refresh token',
       description:
-        `\`password\` and exactly one of ${config.loginAllowedFields.map((f) => `\`${f}\``).join(', ')} (case-insensitive). ` +
+        '`password` and exactly one of the identifiers of LOGIN_ALLOWED_FIELDS, `email` or `username` (case-insensitive). ' +
         'One answer, `invalid_credentials`, in the same time, for an unknown account, a wrong password or an inactive account. ' +
         'An archived account is un-archived by its owner\'s login (`unarchiving: true`). (ObtainJSONWebTokenMixin)',
-      body: Type.Object(
-        { ...optional(pick(config.loginAllowedFields)), password: Password },
-        { additionalProperties: false },
-      ),
-      response: { 200: ref(TokenOutput), ...problems(400, 401, 403, 413, 415, 429) },
+      security: publicSecurity,
+      body: Type.Unsafe<accounts.LoginInput>(api.loginBody),
+      response: {
+        200: success(ref(api.LoginResponse), 'Logged in.', { rateLimited }),
+        ...problems(...BODY_ERRORS, 'invalid_credentials', 'not_verified', 'rate_limited'),
+      },
     },
     handler: (request) => accounts.login(ctx, request.body),
   });
@@ -110,12 +118,12 @@ export function accountRoutes(app: App, ctx: Context): void {
         'The account of the access token, if its session is alive (not logged out, no password change since). ' +
         "(django-graphql-auth's `me` query)",
       security: bearerSecurity,
-      response: { 200: Type.Object({ user: ref(User) }), ...problems(401) },
+      response: { 200: success(userAnswer(api.MeResponse), 'The account.'), ...problems('unauthenticated') },
     },
     handler: async (request) => ({ user: toUserOut(userOf(request)) }),
   });
 
-  const confirm = Type.Object({ password: Password }, { additionalProperties: false });
+  const confirmErrors = problems(...BODY_ERRORS, 'invalid_password', 'unauthenticated', 'not_verified', 'rate_limited');
   app.post('/archive-account', {
     ...limited(config),
     onRequest: authenticate,
@@ -127,8 +135,8 @@ export function accountRoutes(app: App, ctx: Context): void {
         'Verified accounts only, with the password (`invalid_password` on `errors.password`). Ends every session; ' +
         'the next successful login un-archives the account. (ArchiveAccountMixin)',
       security: bearerSecurity,
-      body: confirm,
-      response: { 204: Type.Null({ description: 'Archived.' }), ...problems(400, 401, 403, 413, 415, 429) },
+      body: refAs<{ password: string }>(api.ArchiveAccountRequest),
+      response: { 204: noContent('Archived.', { rateLimited }), ...confirmErrors },
     },
     handler: async (request, reply) => {
       await accounts.archiveAccount(ctx, userOf(request), request.body.password);
@@ -147,8 +155,8 @@ export function accountRoutes(app: App, ctx: Context): void {
         'Verified accounts only, with the password. ALLOW_DELETE_ACCOUNT=true removes the account and all of its data; ' +
         'false sets `isActive=false`. Either way every session ends. (DeleteAccountMixin)',
       security: bearerSecurity,
-      body: confirm,
-      response: { 204: Type.Null({ description: 'Deleted.' }), ...problems(400, 401, 403, 413, 415, 429) },
+      body: refAs<{ password: string }>(api.DeleteAccountRequest),
+      response: { 204: noContent('Deleted or deactivated.', { rateLimited }), ...confirmErrors },
     },
     handler: async (request, reply) => {
       await accounts.deleteAccount(ctx, userOf(request), request.body.password);
@@ -163,12 +171,15 @@ export function accountRoutes(app: App, ctx: Context): void {
       operationId: 'updateAccount',
       summary: 'Update the account',
       description:
-        `Verified accounts only. Any subset of ${config.updateFields.map((f) => `\`${f}\``).join(', ')}; a field left out ` +
+        'Verified accounts only. Any subset of the fields of UPDATE_FIELDS; a field left out ' +
         'stays as it is, any other field is a 400. A new email makes the account unverified and gets an activation ' +
         'email. (UpdateAccountMixin)',
       security: bearerSecurity,
-      body: Type.Object(optional(pick(config.updateFields)), { additionalProperties: false }),
-      response: { 200: Type.Object({ user: ref(User) }), ...problems(400, 401, 403, 409, 413, 415, 429) },
+      body: refAs<accounts.Profile>(api.UpdateAccountRequest),
+      response: {
+        200: success(userAnswer(api.UpdateAccountResponse), 'Updated.'),
+        ...problems(...BODY_ERRORS, 'unauthenticated', 'not_verified', 'unique'),
+      },
     },
     handler: (request) => accounts.updateAccount(ctx, userOf(request), request.body),
   });

@@ -14,7 +14,7 @@ declare module 'fastify' {
   }
 }
 
-export const bearerSecurity = [{ bearerAuth: [] }];
+export { bearerSecurity } from '../openapi/responses.js';
 
 export function bearer(ctx: Context) {
   return async function authenticate(request: FastifyRequest): Promise<void> {

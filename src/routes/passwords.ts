@@ -1,16 +1,18 @@
 // HTTP for services/passwords.ts: send-password-reset-email, password-reset, password-set, password-change.
-import { Type } from 'typebox';
-import { Accepted, Email, OpaqueToken, Password, problems, ref, TokenOutput } from '../schemas.js';
+import type { Components } from '../openapi/components.js';
+import { BODY_ERRORS, bearerSecurity, noContent, problems, publicSecurity, success } from '../openapi/responses.js';
+import { Accepted, ref, refAs } from '../schemas.js';
 import type { Context } from '../services/context.js';
 import * as passwords from '../services/passwords.js';
-import { bearer, bearerSecurity, userOf } from './bearer.js';
+import { bearer, userOf } from './bearer.js';
 import { limited } from './limits.js';
 import type { App } from './types.js';
 
-export function passwordRoutes(app: App, ctx: Context): void {
+export function passwordRoutes(app: App, ctx: Context, api: Components): void {
   const { config } = ctx;
   const tags = ['Password'];
-  const redeemBody = Type.Object({ token: OpaqueToken, newPassword1: Password, newPassword2: Password }, { additionalProperties: false });
+  const rateLimited = true; // every route here is throttled (limited())
+  type Redeem = { token: string } & passwords.NewPassword;
 
   app.post('/send-password-reset-email', {
     ...limited(config),
@@ -21,8 +23,9 @@ export function passwordRoutes(app: App, ctx: Context): void {
       description:
         'Always 202, in the same time, whatever the address. A verified account gets a reset link; an unverified one ' +
         'the activation email instead; an unknown or inactive one nothing. (SendPasswordResetEmailMixin)',
-      body: Type.Object({ email: Email }, { additionalProperties: false }),
-      response: { 202: ref(Accepted), ...problems(400, 413, 415, 429) },
+      security: publicSecurity,
+      body: refAs<{ email: string }>(api.SendPasswordResetEmailRequest),
+      response: { 202: success(ref(Accepted), 'Accepted (whatever the address).', { rateLimited }), ...problems(...BODY_ERRORS, 'rate_limited') },
     },
     handler: async (request, reply) => {
       passwords.sendPasswordResetEmail(ctx, request.body.email);
@@ -39,8 +42,12 @@ export function passwordRoutes(app: App, ctx: Context): void {
       description:
         'The token works once. Verifies the account if it was not, ends every session, and kills every other reset ' +
         'and set link of the account. Password rule errors are on `newPassword2`. (PasswordResetMixin)',
-      body: redeemBody,
-      response: { 204: Type.Null({ description: 'Password changed.' }), ...problems(400, 413, 415, 429) },
+      security: publicSecurity,
+      body: refAs<Redeem>(api.PasswordResetRequest),
+      response: {
+        204: noContent('Password changed.', { rateLimited }),
+        ...problems(...BODY_ERRORS, 'invalid_token', 'expired_token', 'rate_limited'),
+      },
     },
     handler: async (request, reply) => {
       await passwords.resetPassword(ctx, request.body);
@@ -57,8 +64,12 @@ export function passwordRoutes(app: App, ctx: Context): void {
       description:
         'As password-reset, with a password-set token; `password_already_set` (409) when the account has a password. ' +
         '(PasswordSetMixin)',
-      body: redeemBody,
-      response: { 204: Type.Null({ description: 'Password set.' }), ...problems(400, 409, 413, 415, 429) },
+      security: publicSecurity,
+      body: refAs<Redeem>(api.PasswordSetRequest),
+      response: {
+        204: noContent('Password set.', { rateLimited }),
+        ...problems(...BODY_ERRORS, 'invalid_token', 'expired_token', 'password_already_set', 'rate_limited'),
+      },
     },
     handler: async (request, reply) => {
       await passwords.setPassword(ctx, request.body);
@@ -77,8 +88,11 @@ export function passwordRoutes(app: App, ctx: Context): void {
         'Verified accounts only; `invalid_password` on `errors.oldPassword`. Ends every session, this one too, and ' +
         'answers with fresh tokens. (PasswordChangeMixin)',
       security: bearerSecurity,
-      body: Type.Object({ oldPassword: Password, newPassword1: Password, newPassword2: Password }, { additionalProperties: false }),
-      response: { 200: ref(TokenOutput), ...problems(400, 401, 403, 413, 415, 429) },
+      body: refAs<{ oldPassword: string } & passwords.NewPassword>(api.PasswordChangeRequest),
+      response: {
+        200: success(ref(api.PasswordChangeResponse), 'Changed: a fresh session.', { rateLimited }),
+        ...problems(...BODY_ERRORS, 'invalid_password', 'unauthenticated', 'not_verified', 'rate_limited'),
+      },
     },
     handler: (request) => passwords.changePassword(ctx, userOf(request), request.body),
   });

@@ -1,13 +1,15 @@
 // HTTP for services/sessions.ts: token verify, refresh, revoke; and the JWKS.
-import { Type } from 'typebox';
-import { OpaqueToken, problems, ref, TokenOutput } from '../schemas.js';
+import type { Components } from '../openapi/components.js';
+import { BODY_ERRORS, problems, publicSecurity, success } from '../openapi/responses.js';
+import { ref, refAs } from '../schemas.js';
 import type { Context } from '../services/context.js';
 import * as sessions from '../services/sessions.js';
 import { JWKS_MAX_AGE } from '../services/signing-keys.js';
 import type { App } from './types.js';
 
-export function tokenRoutes(app: App, ctx: Context): void {
+export function tokenRoutes(app: App, ctx: Context, api: Components): void {
   const tags = ['Token'];
+  const security = publicSecurity; // the token in the body is the credential
 
   app.post('/token/verify', {
     schema: {
@@ -17,18 +19,18 @@ export function tokenRoutes(app: App, ctx: Context): void {
       description:
         'Checks the signature (pinned algorithm), `exp`, `iss`/`aud` when configured, and that the token\'s session ' +
         'and account are still alive: the authoritative answer, revocation included. Not for refresh tokens. (VerifyTokenMixin)',
+      security,
       // Any string: an empty or absurd token is an invalid token, as it is on bearer endpoints.
-      body: Type.Object({ token: Type.String({ description: 'An access token.' }) }, { additionalProperties: false }),
+      body: refAs<{ token: string }>(api.VerifyTokenRequest),
       response: {
-        200: Type.Object({ payload: Type.Record(Type.String(), Type.Unknown()) }, { additionalProperties: false }),
-        ...problems(400, 413, 415, 429),
+        200: success(ref(api.VerifyTokenResponse), 'The token is valid and its session alive.'),
+        ...problems(...BODY_ERRORS, 'invalid_token', 'expired_token'),
       },
     },
     handler: (request) => sessions.verifyToken(ctx, request.body.token),
   });
 
   if (ctx.config.jwt.longRunningRefreshToken) {
-    const body = Type.Object({ refreshToken: OpaqueToken }, { additionalProperties: false });
     app.post('/token/refresh', {
       schema: {
         tags,
@@ -38,8 +40,12 @@ export function tokenRoutes(app: App, ctx: Context): void {
           'Rotates the refresh token: the answer holds a new access token and a new refresh token, and the old one is spent. ' +
           'Presenting a spent refresh token again ends the whole session (`invalid_token`), except for a retry within ' +
           'REFRESH_TOKEN_REUSE_INTERVAL, which gets the same new token again. (RefreshTokenMixin)',
-        body,
-        response: { 200: ref(TokenOutput), ...problems(400, 413, 415, 429) },
+        security,
+        body: refAs<{ refreshToken: string }>(api.RefreshRequest),
+        response: {
+          200: success(ref(api.RefreshResponse), 'Refreshed: the next refresh token.'),
+          ...problems(...BODY_ERRORS, 'invalid_token', 'expired_token'),
+        },
       },
       handler: (request) => sessions.refresh(ctx, request.body.refreshToken),
     });
@@ -52,11 +58,9 @@ export function tokenRoutes(app: App, ctx: Context): void {
         description:
           'Ends the session of the refresh token: its refresh tokens and its access tokens stop working. The token must ' +
           'exist and not be revoked already. (RevokeTokenMixin)',
-        body,
-        response: {
-          200: Type.Object({ revoked: Type.Integer({ description: 'Unix seconds of the revocation.' }) }, { additionalProperties: false }),
-          ...problems(400, 413, 415, 429),
-        },
+        security,
+        body: refAs<{ refreshToken: string }>(api.RevokeRequest),
+        response: { 200: success(ref(api.RevokeResponse), 'Revoked.'), ...problems(...BODY_ERRORS, 'invalid_token') },
       },
       handler: (request) => sessions.revoke(ctx, request.body.refreshToken),
     });
@@ -71,10 +75,10 @@ export function tokenRoutes(app: App, ctx: Context): void {
         'For resource servers that verify access tokens themselves: the current key, the next key (published before it ' +
         'signs anything) and retired keys until every token they signed has expired. Pick the key by the token\'s `kid`; ' +
         'refetch on an unknown one. Empty under HS256.',
+      security,
       response: {
-        200: Type.Object({
-          keys: Type.Array(Type.Object({ kty: Type.String(), kid: Type.String(), alg: Type.String(), use: Type.String() }, { additionalProperties: Type.String() })),
-        }),
+        200: success(ref(api.JwkSet), 'The JWK Set.', { headers: { 'cache-control': { type: 'string', description: '`public, max-age=300`: refetch on an unknown `kid`.' } } }),
+        ...problems(),
       },
     },
     handler: async (_request, reply) => {

@@ -46,7 +46,7 @@ function tokensFor(ctx: Context, user: UserRow, session: typeof sessions.$inferS
     token: access.token,
     tokenType: 'Bearer',
     expiresIn: access.expiresIn,
-    payload: access.payload as unknown as Record<string, unknown>,
+    payload: access.payload,
     ...(refreshToken ? { refreshToken, refreshExpiresIn: unixSeconds(session.expiresAt) } : {}),
   };
 }
@@ -146,7 +146,7 @@ export async function resolveAccessToken(ctx: Context, token: string): Promise<{
 }
 
 /** POST /token/verify. */
-export async function verifyToken(ctx: Context, token: string): Promise<{ payload: Record<string, unknown> }> {
+export async function verifyToken(ctx: Context, token: string): Promise<{ payload: AccessClaims }> {
   const { claims } = await resolveAccessToken(ctx, token);
   return { payload: { ...claims } };
 }

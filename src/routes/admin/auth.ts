@@ -10,8 +10,8 @@
 //   key-guesser is throttled.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
-import type { AdminApiKey, Config } from '../../config.js';
-import { AppError } from '../../errors.js';
+import type { AdminApiKey } from '../../config.js';
+import { AppError, type ErrorCode } from '../../errors.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -32,8 +32,8 @@ export const ADMIN_SECURITY_SCHEME = {
 /** The `security` of every admin route. */
 export const adminSecurity = [{ adminApiKey: [] }];
 
-/** Statuses every admin route may answer, besides its own. */
-export const adminProblems = (config: Readonly<Config>): number[] => (config.adminRateLimit.max > 0 ? [401, 429] : [401]);
+/** Codes every admin route may answer, besides its own (for problems()). */
+export const ADMIN_ERRORS = ['unauthenticated', 'rate_limited'] as const satisfies readonly ErrorCode[];
 
 /** The id of the key whose digest matches, checking every key in constant time; undefined when none. */
 export function matchAdminKey(keys: readonly AdminApiKey[], presented: string): string | undefined {

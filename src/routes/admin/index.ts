@@ -10,9 +10,13 @@ import type { Context } from '../../services/context.js';
 import type { App } from '../types.js';
 import { adminGuard } from './auth.js';
 import { adminKeyRoutes } from './keys.js';
-import { adminOutboxRoutes } from './outbox.js';
+import { adminKeySchemas } from './keys.js';
+import { adminOutboxRoutes, adminOutboxSchemas } from './outbox.js';
 import { coerceQuery } from './query.js';
-import { adminUserRoutes } from './users.js';
+import { adminUserRoutes, adminUserSchemas } from './users.js';
+
+/** The admin API's named shapes, registered at the root (app.ts) so the document lists them. */
+export const adminSchemas = [...adminUserSchemas, ...adminOutboxSchemas, ...adminKeySchemas];
 
 export function adminRoutes(app: App, ctx: Context): void {
   const { adminApiKeys, adminRateLimit } = ctx.config;

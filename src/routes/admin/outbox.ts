@@ -1,16 +1,30 @@
 // HTTP for mail/outbox-admin.ts: /admin/outbox.
 import { Type } from 'typebox';
 import * as outbox from '../../mail/outbox-admin.js';
-import { problems } from '../../schemas.js';
+import { BODY_ERRORS, problems, success } from '../../openapi/responses.js';
+import { ref } from '../../schemas.js';
 import type { Context } from '../../services/context.js';
 import type { App } from '../types.js';
-import { adminProblems, adminSecurity } from './auth.js';
+import { ADMIN_ERRORS, adminSecurity } from './auth.js';
 
 const date = Type.String({ format: 'date-time' });
 // Spelled out (not mapped from OUTBOX_STATUSES) so that the static type keeps the literals.
 const Status = Type.Union([Type.Literal('pending'), Type.Literal('sent'), Type.Literal('failed'), Type.Literal('cancelled')], {
   description: 'cancelled: by an operator, before it was sent.',
 });
+const EXAMPLE_EMAIL = {
+  id: 42,
+  userId: '0190a4b2-7c1e-7f3a-9b2d-4e5f6a7b8c9d',
+  recipient: 'ada@example.com',
+  kind: 'activation',
+  subject: 'Activate your account',
+  status: 'failed',
+  attempts: 8,
+  nextAttemptAt: '2026-01-05T10:00:00.000Z',
+  lastError: '550 mailbox unavailable',
+  createdAt: '2026-01-05T09:00:00.000Z',
+  sentAt: null,
+};
 const OutboxEmail = Type.Object(
   {
     id: Type.Integer(),
@@ -25,15 +39,25 @@ const OutboxEmail = Type.Object(
     createdAt: date,
     sentAt: Type.Union([date, Type.Null()]),
   },
-  { additionalProperties: false, description: 'An email of the outbox, without its bodies (they hold a live token until sent).' },
+  { $id: 'AdminOutboxEmail', additionalProperties: false, description: 'An email of the outbox, without its bodies (they hold a live token until sent).', example: EXAMPLE_EMAIL },
 );
+const AdminOutboxEmailResponse = Type.Object(
+  { email: ref(OutboxEmail) },
+  { $id: 'AdminOutboxEmailResponse', additionalProperties: false, description: 'One email of the outbox.', example: { email: EXAMPLE_EMAIL } },
+);
+const AdminListOutboxResponse = Type.Object(
+  { emails: Type.Array(ref(OutboxEmail)), nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'The cursor of the next page; null on the last.' }) },
+  { $id: 'AdminListOutboxResponse', additionalProperties: false, description: 'A page of the outbox, newest first.', example: { emails: [EXAMPLE_EMAIL], nextCursor: null } },
+);
+/** The named shapes of this module (app.ts registers them when the admin API is on). */
+export const adminOutboxSchemas = [OutboxEmail, AdminOutboxEmailResponse, AdminListOutboxResponse];
 const Id = Type.Object({ id: Type.Integer({ minimum: 1, description: 'The outbox id.' }) }, { additionalProperties: false });
 
 export function adminOutboxRoutes(app: App, ctx: Context): void {
   const tags = ['Admin'];
   const security = adminSecurity;
-  const common = adminProblems(ctx.config);
-  const envelope = Type.Object({ email: OutboxEmail }, { additionalProperties: false });
+  const common = ADMIN_ERRORS;
+  const envelope = success(ref(AdminOutboxEmailResponse), 'The email.');
 
   app.get('/outbox', {
     schema: {
@@ -50,10 +74,7 @@ export function adminOutboxRoutes(app: App, ctx: Context): void {
         },
         { additionalProperties: false },
       ),
-      response: {
-        200: Type.Object({ emails: Type.Array(OutboxEmail), nextCursor: Type.Union([Type.String(), Type.Null()]) }, { additionalProperties: false }),
-        ...problems(400, ...common),
-      },
+      response: { 200: success(ref(AdminListOutboxResponse), 'A page of email.'), ...problems('validation_failed', ...common) },
     },
     handler: (request) => outbox.listOutbox(ctx, request.query),
   });
@@ -66,7 +87,7 @@ export function adminOutboxRoutes(app: App, ctx: Context): void {
       summary: 'Send a failed email again',
       description: 'Back to pending, attempts from zero, due now. `email_not_failed` (409) for any other status.',
       params: Id,
-      response: { 200: envelope, ...problems(400, 404, 409, ...common) },
+      response: { 200: envelope, ...problems(...BODY_ERRORS, 'email_not_found', 'email_not_failed', ...common) },
     },
     handler: (request) => outbox.requeueEmail(ctx, request.params.id),
   });
@@ -79,7 +100,7 @@ export function adminOutboxRoutes(app: App, ctx: Context): void {
       summary: 'Cancel a pending email',
       description: 'It is not sent and its bodies are erased. `email_not_pending` (409) for any other status.',
       params: Id,
-      response: { 200: envelope, ...problems(400, 404, 409, ...common) },
+      response: { 200: envelope, ...problems(...BODY_ERRORS, 'email_not_found', 'email_not_pending', ...common) },
     },
     handler: (request) => outbox.cancelEmail(ctx, request.params.id),
   });

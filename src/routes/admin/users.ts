@@ -1,19 +1,64 @@
 // HTTP for services/admin-users.ts: /admin/users and the per-account operator acts.
 import { Type } from 'typebox';
-import { Email, Name, Password, problems, ref, User, Username } from '../../schemas.js';
+import { BODY_ERRORS, noContent, problems, success } from '../../openapi/responses.js';
+import { Email, Name, Password, ref, User, Username } from '../../schemas.js';
 import * as admin from '../../services/admin-users.js';
 import type { Context } from '../../services/context.js';
 import type { App } from '../types.js';
-import { adminOf, adminProblems, adminSecurity } from './auth.js';
+import { ADMIN_ERRORS, adminOf, adminSecurity } from './auth.js';
 
-const UserEnvelope = Type.Object({ user: ref(User) }, { additionalProperties: false });
+const EXAMPLE_USER = { user: { id: '0190a4b2-7c1e-7f3a-9b2d-4e5f6a7b8c9d', email: 'ada@example.com', username: 'ada', firstName: 'Ada', lastName: 'Lovelace', verified: true, archived: false, isActive: true, hasPassword: true, dateJoined: '2026-01-05T10:00:00.000Z', lastLogin: null } };
+const AdminUserResponse = Type.Object(
+  { user: ref(User) },
+  { $id: 'AdminUserResponse', additionalProperties: false, description: 'One account.', example: EXAMPLE_USER },
+);
+const AdminListUsersResponse = Type.Object(
+  {
+    users: Type.Array(ref(User)),
+    nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'The cursor of the next page; null on the last page.' }),
+  },
+  { $id: 'AdminListUsersResponse', additionalProperties: false, description: 'A page of accounts, newest first.', example: { users: [EXAMPLE_USER.user], nextCursor: null } },
+);
+const AdminCreateUserRequest = Type.Object(
+  {
+    email: Type.Optional(Email),
+    username: Type.Optional(Username),
+    firstName: Type.Optional(Name),
+    lastName: Type.Optional(Name),
+    password: Type.Optional(Password),
+    verified: Type.Optional(Type.Boolean({ description: 'Create the account verified (default false).' })),
+    sendActivationEmail: Type.Optional(Type.Boolean({ description: 'Email an activation link (default false).' })),
+    sendPasswordSetEmail: Type.Optional(Type.Boolean({ description: 'Email a password-set link (default false).' })),
+  },
+  {
+    $id: 'AdminCreateUserRequest',
+    additionalProperties: false,
+    description: 'A new account: an email or a username (or both), optionally a password.',
+    example: { email: 'grace@example.com', username: 'grace', verified: true },
+  },
+);
+const AdminUpdateUserRequest = Type.Object(
+  { email: Type.Optional(Email), username: Type.Optional(Username), firstName: Type.Optional(Name), lastName: Type.Optional(Name) },
+  { $id: 'AdminUpdateUserRequest', additionalProperties: false, description: 'Any subset of the profile fields.', example: { firstName: 'Ada' } },
+);
+const AdminLogoutUserResponse = Type.Object(
+  { sessionsEnded: Type.Integer({ description: 'How many sessions were live.' }) },
+  { $id: 'AdminLogoutUserResponse', additionalProperties: false, description: 'Every session of the account has ended.', example: { sessionsEnded: 2 } },
+);
+const AdminSendPasswordResetResponse = Type.Object(
+  { detail: Type.String() },
+  { $id: 'AdminSendPasswordResetResponse', additionalProperties: false, description: 'The reset email is queued.', example: { detail: 'A password reset email is on its way.' } },
+);
+/** The named shapes of this module (app.ts registers them when the admin API is on). */
+export const adminUserSchemas = [AdminUserResponse, AdminListUsersResponse, AdminCreateUserRequest, AdminUpdateUserRequest, AdminLogoutUserResponse, AdminSendPasswordResetResponse];
+const UserEnvelope = success(ref(AdminUserResponse), 'The account.');
 const Id = Type.Object({ id: Type.String({ format: 'uuid', description: 'The user id.' }) }, { additionalProperties: false });
 const boolFilter = (description: string) => Type.Optional(Type.Boolean({ description }));
 
 export function adminUserRoutes(app: App, ctx: Context): void {
   const tags = ['Admin'];
   const security = adminSecurity;
-  const common = adminProblems(ctx.config);
+  const common = ADMIN_ERRORS;
 
   app.get('/users', {
     schema: {
@@ -38,16 +83,7 @@ export function adminUserRoutes(app: App, ctx: Context): void {
         },
         { additionalProperties: false },
       ),
-      response: {
-        200: Type.Object(
-          {
-            users: Type.Array(ref(User)),
-            nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'The cursor of the next page; null on the last page.' }),
-          },
-          { additionalProperties: false },
-        ),
-        ...problems(400, ...common),
-      },
+      response: { 200: success(ref(AdminListUsersResponse), 'A page of accounts.'), ...problems('validation_failed', ...common) },
     },
     handler: (request) => admin.listUsers(ctx, request.query),
   });
@@ -59,7 +95,7 @@ export function adminUserRoutes(app: App, ctx: Context): void {
       operationId: 'adminGetUser',
       summary: 'One account',
       params: Id,
-      response: { 200: UserEnvelope, ...problems(400, 404, ...common) },
+      response: { 200: UserEnvelope, ...problems('validation_failed', 'user_not_found', ...common) },
     },
     handler: (request) => admin.getUser(ctx, request.params.id),
   });
@@ -74,20 +110,8 @@ export function adminUserRoutes(app: App, ctx: Context): void {
         'An email or a username (or both), any profile field whatever REGISTER_FIELDS says, and optionally a password ' +
         '(checked by the password rules; errors on `password`). `verified` creates it verified. On request, ' +
         '`sendActivationEmail` (an unverified account with an email) or `sendPasswordSetEmail` (a passwordless one).',
-      body: Type.Object(
-        {
-          email: Type.Optional(Email),
-          username: Type.Optional(Username),
-          firstName: Type.Optional(Name),
-          lastName: Type.Optional(Name),
-          password: Type.Optional(Password),
-          verified: Type.Optional(Type.Boolean({ description: 'Create the account verified (default false).' })),
-          sendActivationEmail: Type.Optional(Type.Boolean({ description: 'Email an activation link (default false).' })),
-          sendPasswordSetEmail: Type.Optional(Type.Boolean({ description: 'Email a password-set link (default false).' })),
-        },
-        { additionalProperties: false },
-      ),
-      response: { 201: UserEnvelope, ...problems(400, 409, 413, 415, ...common) },
+      body: ref(AdminCreateUserRequest),
+      response: { 201: success(ref(AdminUserResponse), 'Created.'), ...problems(...BODY_ERRORS, 'unique', ...common) },
     },
     handler: async (request, reply) => reply.code(201).send(await admin.createUser(ctx, adminOf(request), request.body)),
   });
@@ -102,11 +126,8 @@ export function adminUserRoutes(app: App, ctx: Context): void {
         'Any subset of email, username, firstName, lastName; a field left out stays as it is. A new email is set directly ' +
         '(no confirmation: an operator\'s act), the verified state is kept, and links sent to the old address stop working.',
       params: Id,
-      body: Type.Object(
-        { email: Type.Optional(Email), username: Type.Optional(Username), firstName: Type.Optional(Name), lastName: Type.Optional(Name) },
-        { additionalProperties: false },
-      ),
-      response: { 200: UserEnvelope, ...problems(400, 404, 409, 413, 415, ...common) },
+      body: ref(AdminUpdateUserRequest),
+      response: { 200: UserEnvelope, ...problems(...BODY_ERRORS, 'user_not_found', 'unique', ...common) },
     },
     handler: (request) => admin.updateUser(ctx, adminOf(request), request.params.id, request.body),
   });
@@ -119,7 +140,7 @@ export function adminUserRoutes(app: App, ctx: Context): void {
       summary: 'Delete an account',
       description: 'Removes the account and all of its data (sessions, tokens, unsent email), whatever ALLOW_DELETE_ACCOUNT says.',
       params: Id,
-      response: { 204: Type.Null({ description: 'Deleted.' }), ...problems(400, 404, ...common) },
+      response: { 204: noContent('Deleted.'), ...problems(...BODY_ERRORS, 'user_not_found', ...common) },
     },
     handler: async (request, reply) => {
       await admin.deleteUser(ctx, adminOf(request), request.params.id);
@@ -136,7 +157,15 @@ export function adminUserRoutes(app: App, ctx: Context): void {
   ];
   for (const [action, operationId, summary, act] of acts) {
     app.post(`/users/:id/${action}`, {
-      schema: { tags, security, operationId, summary, params: Id, response: { 200: UserEnvelope, ...problems(400, 404, ...common) } },
+      schema: {
+        tags,
+        security,
+        operationId,
+        summary,
+        description: summary,
+        params: Id,
+        response: { 200: UserEnvelope, ...problems(...BODY_ERRORS, 'user_not_found', ...common) },
+      },
       handler: (request) => act(ctx, adminOf(request), request.params.id) as ReturnType<typeof admin.getUser>,
     });
   }
@@ -149,10 +178,7 @@ export function adminUserRoutes(app: App, ctx: Context): void {
       summary: 'End every session of the account',
       description: 'Its access and refresh tokens stop working at once.',
       params: Id,
-      response: {
-        200: Type.Object({ sessionsEnded: Type.Integer({ description: 'How many sessions were live.' }) }, { additionalProperties: false }),
-        ...problems(400, 404, ...common),
-      },
+      response: { 200: success(ref(AdminLogoutUserResponse), 'Logged out.'), ...problems(...BODY_ERRORS, 'user_not_found', ...common) },
     },
     handler: (request) => admin.logoutUser(ctx, adminOf(request), request.params.id),
   });
@@ -165,7 +191,10 @@ export function adminUserRoutes(app: App, ctx: Context): void {
       summary: 'Email the account a password reset link',
       description: '`no_email_address` or `account_inactive` (409) when it cannot be sent. Using the link also verifies the account.',
       params: Id,
-      response: { 202: Type.Object({ detail: Type.String() }, { additionalProperties: false }), ...problems(400, 404, 409, ...common) },
+      response: {
+        202: success(ref(AdminSendPasswordResetResponse), 'Queued.'),
+        ...problems(...BODY_ERRORS, 'user_not_found', 'no_email_address', 'account_inactive', ...common),
+      },
     },
     handler: async (request, reply) => reply.code(202).send(await admin.sendPasswordReset(ctx, adminOf(request), request.params.id)),
   });
