@@ -63,7 +63,7 @@ export function adminKeyRoutes(app: App, ctx: Context): void {
   const tags = ['Admin'];
   const security = adminSecurity;
   const common = ADMIN_ERRORS;
-  const keyList = success(ref(KeyList), 'The signing keys.');
+  const keyList = success(ref(KeyList), 'The signing keys.', { rateLimited: true });
 
   app.get('/keys', {
     schema: {

@@ -57,7 +57,7 @@ export function adminOutboxRoutes(app: App, ctx: Context): void {
   const tags = ['Admin'];
   const security = adminSecurity;
   const common = ADMIN_ERRORS;
-  const envelope = success(ref(AdminOutboxEmailResponse), 'The email.');
+  const envelope = success(ref(AdminOutboxEmailResponse), 'The email.', { rateLimited: true });
 
   app.get('/outbox', {
     schema: {
@@ -74,7 +74,7 @@ export function adminOutboxRoutes(app: App, ctx: Context): void {
         },
         { additionalProperties: false },
       ),
-      response: { 200: success(ref(AdminListOutboxResponse), 'A page of email.'), ...problems('validation_failed', ...common) },
+      response: { 200: success(ref(AdminListOutboxResponse), 'A page of email.', { rateLimited: true }), ...problems('validation_failed', ...common) },
     },
     handler: (request) => outbox.listOutbox(ctx, request.query),
   });

@@ -51,7 +51,7 @@ const AdminSendPasswordResetResponse = Type.Object(
 );
 /** The named shapes of this module (app.ts registers them when the admin API is on). */
 export const adminUserSchemas = [AdminUserResponse, AdminListUsersResponse, AdminCreateUserRequest, AdminUpdateUserRequest, AdminLogoutUserResponse, AdminSendPasswordResetResponse];
-const UserEnvelope = success(ref(AdminUserResponse), 'The account.');
+const UserEnvelope = success(ref(AdminUserResponse), 'The account.', { rateLimited: true });
 const Id = Type.Object({ id: Type.String({ format: 'uuid', description: 'The user id.' }) }, { additionalProperties: false });
 const boolFilter = (description: string) => Type.Optional(Type.Boolean({ description }));
 
@@ -83,7 +83,7 @@ export function adminUserRoutes(app: App, ctx: Context): void {
         },
         { additionalProperties: false },
       ),
-      response: { 200: success(ref(AdminListUsersResponse), 'A page of accounts.'), ...problems('validation_failed', ...common) },
+      response: { 200: success(ref(AdminListUsersResponse), 'A page of accounts.', { rateLimited: true }), ...problems('validation_failed', ...common) },
     },
     handler: (request) => admin.listUsers(ctx, request.query),
   });
@@ -111,7 +111,7 @@ export function adminUserRoutes(app: App, ctx: Context): void {
         '(checked by the password rules; errors on `password`). `verified` creates it verified. On request, ' +
         '`sendActivationEmail` (an unverified account with an email) or `sendPasswordSetEmail` (a passwordless one).',
       body: ref(AdminCreateUserRequest),
-      response: { 201: success(ref(AdminUserResponse), 'Created.'), ...problems(...BODY_ERRORS, 'unique', ...common) },
+      response: { 201: success(ref(AdminUserResponse), 'Created.', { rateLimited: true }), ...problems(...BODY_ERRORS, 'unique', ...common) },
     },
     handler: async (request, reply) => reply.code(201).send(await admin.createUser(ctx, adminOf(request), request.body)),
   });
@@ -140,7 +140,7 @@ export function adminUserRoutes(app: App, ctx: Context): void {
       summary: 'Delete an account',
       description: 'Removes the account and all of its data (sessions, tokens, unsent email), whatever ALLOW_DELETE_ACCOUNT says.',
       params: Id,
-      response: { 204: noContent('Deleted.'), ...problems(...BODY_ERRORS, 'user_not_found', ...common) },
+      response: { 204: noContent('Deleted.', { rateLimited: true }), ...problems(...BODY_ERRORS, 'user_not_found', ...common) },
     },
     handler: async (request, reply) => {
       await admin.deleteUser(ctx, adminOf(request), request.params.id);
@@ -178,7 +178,7 @@ export function adminUserRoutes(app: App, ctx: Context): void {
       summary: 'End every session of the account',
       description: 'Its access and refresh tokens stop working at once.',
       params: Id,
-      response: { 200: success(ref(AdminLogoutUserResponse), 'Logged out.'), ...problems(...BODY_ERRORS, 'user_not_found', ...common) },
+      response: { 200: success(ref(AdminLogoutUserResponse), 'Logged out.', { rateLimited: true }), ...problems(...BODY_ERRORS, 'user_not_found', ...common) },
     },
     handler: (request) => admin.logoutUser(ctx, adminOf(request), request.params.id),
   });
@@ -192,7 +192,7 @@ export function adminUserRoutes(app: App, ctx: Context): void {
       description: '`no_email_address` or `account_inactive` (409) when it cannot be sent. Using the link also verifies the account.',
       params: Id,
       response: {
-        202: success(ref(AdminSendPasswordResetResponse), 'Queued.'),
+        202: success(ref(AdminSendPasswordResetResponse), 'Queued.', { rateLimited: true }),
         ...problems(...BODY_ERRORS, 'user_not_found', 'no_email_address', 'account_inactive', ...common),
       },
     },
