@@ -94,6 +94,7 @@ export function adminUserRoutes(app: App, ctx: Context): void {
       security,
       operationId: 'adminGetUser',
       summary: 'One account',
+      description: 'The account with that id; `user_not_found` (404) when there is none.',
       params: Id,
       response: { 200: UserEnvelope, ...problems('validation_failed', 'user_not_found', ...common) },
     },
