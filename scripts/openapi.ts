@@ -1,12 +1,14 @@
 // Writes openapi/openapi.json: the document of every configuration (src/openapi/surface.ts
-// ALL_CONFIGURATIONS), from the routes' own schemas. `npm run openapi`; test/openapi.test.ts fails
-// when the committed file differs.
+// ALL_CONFIGURATIONS), from the routes' own schemas, and the TypeScript client's generated files
+// (clients/typescript/src/schema.ts by openapi-typescript, operations.ts). `npm run openapi`;
+// test/openapi.test.ts and test/client.test.ts fail when a committed file differs.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { type Database, openDatabase } from '../src/db/index.js';
+import { generateClient } from './client-gen.js';
 
 /** The committed document, as JSON text. Pass a database to reuse one (tests); none is written to. */
 export async function generateOpenApi(database?: Database): Promise<string> {
@@ -28,6 +30,10 @@ export async function generateOpenApi(database?: Database): Promise<string> {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  writeFileSync(new URL('../openapi/openapi.json', import.meta.url), await generateOpenApi());
-  console.log('wrote openapi/openapi.json');
+  const document = await generateOpenApi();
+  writeFileSync(new URL('../openapi/openapi.json', import.meta.url), document);
+  for (const [name, text] of Object.entries(await generateClient(document))) {
+    writeFileSync(new URL(`../clients/typescript/src/${name}`, import.meta.url), text);
+  }
+  console.log('wrote openapi/openapi.json and clients/typescript/src/{schema,operations}.ts');
 }

@@ -7,7 +7,7 @@ import { ADMIN_SECURITY_SCHEME } from '../routes/admin/auth.js';
  * The contract's version. The major number must change with any breaking change to the committed
  * document (scripts/openapi-diff.ts checks it against openapi/baseline.json in CI).
  */
-export const API_VERSION = '1.0.0';
+export const API_VERSION = '2.0.0';
 
 /** Every tag an operation may use, with its description (Redocly refuses an undeclared tag). */
 export const TAGS = [
