@@ -13,6 +13,7 @@ import { type Clock, systemClock } from './lib/clock.js';
 import { createAccessTokens } from './lib/jwt.js';
 import { serializeError } from './lib/log.js';
 import { createHasher } from './lib/password.js';
+import { openLimitStore } from './lib/store/open.js';
 import { createTasks } from './lib/tasks.js';
 import { DEFAULT_OUTBOX, logTransport, type OutboxOptions, OutboxWorker, smtpTransport, type Transport } from './mail/outbox.js';
 import { accountRoutes } from './routes/accounts.js';
@@ -81,6 +82,8 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
   const tasks = createTasks((name, err) => app.log.error({ err, task: name }, 'background task failed'));
   const transport = overrides.transport ?? (config.smtpUrl ? smtpTransport(config.smtpUrl) : logTransport(app.log));
   const worker = new OutboxWorker(database.db, transport, { ...DEFAULT_OUTBOX, ...overrides.outbox, from: config.emailFrom }, now, app.log);
+  // Per-client, per-account and per-recipient limits, in Redis or the database (lib/store).
+  const limits = await openLimitStore(config, database.db, app.log, { offsetMs: () => now().getTime() - Date.now() });
   const ctx: Context = {
     config,
     db: database.db,
@@ -88,6 +91,7 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
     hasher: await createHasher(config.argon2),
     accessTokens: createAccessTokens(keys, config.jwt, now),
     keys,
+    limits,
     mailQueued: () => worker.wake(),
     background: tasks.run,
   };
@@ -103,14 +107,22 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
   await app.register(fastifySwagger, swaggerOptions({ admin }));
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
   // Throttles guessing (passwords, tokens) and email flooding, per client address, on the routes
-  // that opt in with `config: { rateLimit: … }` (routes/limits.ts). In memory: per instance.
-  await app.register(fastifyRateLimit, { global: false, errorResponseBuilder: (_req, ctx) => rateLimited(ctx.after, ctx.ttl) });
+  // that opt in with `config: { rateLimit: … }` (routes/limits.ts). The counts live in the shared
+  // limits store (Redis or the database), so every instance sees them. The standard RateLimit-*
+  // header fields (IETF draft, enableDraftSpec) rather than X-RateLimit-*.
+  await app.register(fastifyRateLimit, {
+    global: false,
+    enableDraftSpec: true,
+    store: limits.rateLimitStore as never, // the plugin's store contract (lib/store/index.ts RateLimitStore)
+    errorResponseBuilder: (_req, ctx) => rateLimited(ctx.after, ctx.ttl),
+  });
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const appErr = toAppError(err);
     // An unexpected error is a bug (error); an unavailable database or a shutdown is an incident (warn).
     if (appErr.code === 'internal_error') request.log.error({ err }, 'unexpected error');
     else if (appErr.status >= 500) request.log.warn({ err }, appErr.message);
+    if (appErr.retryAfter !== undefined) reply.header('retry-after', String(appErr.retryAfter));
     if (appErr.code === 'unauthenticated') {
       reply.header('www-authenticate', request.headers.authorization ? 'Bearer error="invalid_token"' : 'Bearer');
     }
@@ -191,6 +203,7 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
     keys.close();
     await tasks.idle();
     await worker.stop();
+    await limits.close();
   });
   return app;
 }

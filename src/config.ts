@@ -26,6 +26,7 @@ export interface Config {
   activationUrl: string;
   passwordResetUrl: string;
   passwordSetUrl: string;
+  emailChangeUrl: string;
   smtpUrl: string | undefined;
   emailFrom: string;
   jwt: {
@@ -50,10 +51,22 @@ export interface Config {
   allowPasswordlessRegistration: boolean;
   sendActivationEmail: boolean;
   sendPasswordSetEmail: boolean;
-  expiration: { activation: number; passwordReset: number; passwordSet: number }; // seconds
+  expiration: { activation: number; passwordReset: number; passwordSet: number; emailChange: number }; // seconds
   password: { minLength: number; maxLength: number };
   argon2: { memoryCost: number; timeCost: number; parallelism: number };
-  rateLimit: { max: number; window: number }; // requests per window (seconds) per client on sensitive routes; max 0 = off
+  /** Per client address, on the routes of routes/limits.ts; a max of 0 turns that limit off. */
+  rateLimit: {
+    max: number; // requests per window on the routes that guess a secret or send email
+    window: number; // seconds
+    tokenMax: number; // requests per window on /token/refresh, /token/verify, /token/revoke (generous)
+    failClosed: boolean; // refuse (503) rather than skip throttling while the limits store is down
+  };
+  /** Where every limit is counted: Redis when set, the database otherwise (lib/store). */
+  redis: { url: string | undefined; prefix: string };
+  /** Failed logins per identifier, whatever the client address; limit 0 = off. */
+  loginThrottle: { limit: number; window: number };
+  /** Token emails per recipient address: per kind per window, and per day; 0 = off. */
+  mailCap: { perKind: number; window: number; daily: number };
   trustProxy: boolean;
   /**
    * ADMIN_API_KEYS: the service credentials of the admin API. Only the SHA-256 of each key is
@@ -164,6 +177,8 @@ export function loadConfig(env: Env): Readonly<Config> {
   if (databaseUrl && databaseUrl !== 'memory://' && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     problems.push('DATABASE_URL: expected a postgres:// URL or memory://');
   }
+  const redisUrl = get('REDIS_URL');
+  if (redisUrl !== undefined) url('REDIS_URL', redisUrl, ['redis:', 'rediss:']);
   const smtpUrl = get('SMTP_URL');
   if (smtpUrl !== undefined) url('SMTP_URL', smtpUrl, ['smtp:', 'smtps:']);
 
@@ -198,6 +213,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     activationUrl: tokenUrl('ACTIVATION_URL', frontendUrl, '/activate/{token}'),
     passwordResetUrl: tokenUrl('PASSWORD_RESET_URL', frontendUrl, '/password-reset/{token}'),
     passwordSetUrl: tokenUrl('PASSWORD_SET_URL', frontendUrl, '/password-set/{token}'),
+    emailChangeUrl: tokenUrl('EMAIL_CHANGE_URL', frontendUrl, '/confirm-email/{token}'),
     smtpUrl,
     emailFrom: str('EMAIL_FROM', 'no-reply@localhost'),
     jwt: {
@@ -226,6 +242,7 @@ export function loadConfig(env: Env): Readonly<Config> {
       activation: duration('EXPIRATION_ACTIVATION_TOKEN', '7d'),
       passwordReset: duration('EXPIRATION_PASSWORD_RESET_TOKEN', '1h'),
       passwordSet: duration('EXPIRATION_PASSWORD_SET_TOKEN', '1h'),
+      emailChange: duration('EXPIRATION_EMAIL_CHANGE_TOKEN', '1d'),
     },
     password: { minLength, maxLength },
     argon2: {
@@ -233,7 +250,19 @@ export function loadConfig(env: Env): Readonly<Config> {
       timeCost: int('ARGON2_ITERATIONS', 2, 1, 100),
       parallelism: int('ARGON2_PARALLELISM', 1, 1, 64),
     },
-    rateLimit: { max: int('RATE_LIMIT_MAX', 20, 0, 1_000_000), window: duration('RATE_LIMIT_WINDOW', '1m') },
+    rateLimit: {
+      max: int('RATE_LIMIT_MAX', 20, 0, 1_000_000),
+      window: duration('RATE_LIMIT_WINDOW', '1m'),
+      tokenMax: int('RATE_LIMIT_TOKEN_MAX', 600, 0, 1_000_000),
+      failClosed: bool('RATE_LIMIT_FAIL_CLOSED', false),
+    },
+    redis: { url: redisUrl, prefix: str('REDIS_PREFIX', 'authservice:') },
+    loginThrottle: { limit: int('LOGIN_FAILURE_LIMIT', 10, 0, 100), window: duration('LOGIN_FAILURE_WINDOW', '15m') },
+    mailCap: {
+      perKind: int('MAIL_RECIPIENT_LIMIT', 1, 0, 1000),
+      window: duration('MAIL_RECIPIENT_WINDOW', '60s'),
+      daily: int('MAIL_RECIPIENT_DAILY_LIMIT', 10, 0, 10_000),
+    },
     trustProxy: bool('TRUST_PROXY', false),
     adminApiKeys: parseAdminKeys(get('ADMIN_API_KEYS'), problems),
     adminRateLimit: { max: int('ADMIN_RATE_LIMIT_MAX', 300, 0, 1_000_000), window: duration('ADMIN_RATE_LIMIT_WINDOW', '1m') },

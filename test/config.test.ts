@@ -38,7 +38,13 @@ t.test('defaults are those of API.md', async (t) => {
   t.equal(c.allowPasswordlessRegistration, false);
   t.equal(c.sendActivationEmail, true);
   t.equal(c.sendPasswordSetEmail, false);
-  t.same(c.expiration, { activation: 7 * 86400, passwordReset: 3600, passwordSet: 3600 });
+  t.same(c.expiration, { activation: 7 * 86400, passwordReset: 3600, passwordSet: 3600, emailChange: 86400 });
+  t.equal(c.emailChangeUrl, 'http://localhost:3000/confirm-email/{token}');
+  // The limits of the hardening issue (README "Security").
+  t.same(c.rateLimit, { max: 20, window: 60, tokenMax: 600, failClosed: false });
+  t.same(c.redis, { url: undefined, prefix: 'authservice:' });
+  t.same(c.loginThrottle, { limit: 10, window: 900 });
+  t.same(c.mailCap, { perKind: 1, window: 60, daily: 10 });
   t.same(c.password, { minLength: 8, maxLength: 1024 });
   t.same(c.argon2, { memoryCost: 19456, timeCost: 2, parallelism: 1 });
   t.ok(Object.isFrozen(c) && Object.isFrozen(c.jwt), 'frozen');

@@ -44,7 +44,8 @@ t.test('emails with default settings', async (t) => {
 
     const res = await post(h.app, '/verify-account', { token });
     t.equal(res.status, 204);
-    t.equal((await get(h.app, '/me', reg.token)).body.user.verified, true);
+    // Verification ended the registration's session (account pre-hijacking): log in again.
+    t.equal((await get(h.app, '/me', (await post(h.app, '/token', { email: reg.email, password: PASSWORD })).body.token)).body.user.verified, true);
   });
 
   t.test('a registration that fails with 409 unique leaves no outbox row (email and account share a transaction)', async (t) => {

@@ -145,7 +145,7 @@ export const recipientOf = (m: ParsedMail) => (Array.isArray(m.to) ? m.to[0] : m
 
 /** The one-time token in an email's link (the last path segment of the link). */
 export function tokenIn(mail: ParsedMail): string {
-  const m = /\/(?:activate|password-reset|password-set)\/([A-Za-z0-9_-]{20,})/.exec(mail.text ?? '');
+  const m = /\/(?:activate|password-reset|password-set|confirm-email)\/([A-Za-z0-9_-]{20,})/.exec(mail.text ?? '');
   if (!m) throw new Error(`no token link in email: ${mail.subject}`);
   return decodeURIComponent(m[1]);
 }
@@ -202,14 +202,19 @@ export async function buildSiblingApp(t: T, h: TestApp, env: Record<string, stri
   return startApp(t, testConfig({ DATA_DIR: h.config.dataDir, SMTP_URL: h.mail.url, ...env }), h.db, h.clock, outbox);
 }
 
-function testConfig(env: Record<string, string>): Readonly<Config> {
+export function testConfig(env: Record<string, string>): Readonly<Config> {
   return loadConfig({
     FRONTEND_URL: 'https://app.example.com',
     // Cheap hashes in tests; benchmarks use the production cost.
     ARGON2_MEMORY_KIB: '1024',
     ARGON2_ITERATIONS: '1',
     LOG_LEVEL: 'silent',
+    // Throttles off unless a test turns one on (each has its own tests).
     RATE_LIMIT_MAX: '0',
+    RATE_LIMIT_TOKEN_MAX: '0',
+    LOGIN_FAILURE_LIMIT: '0',
+    MAIL_RECIPIENT_LIMIT: '0',
+    MAIL_RECIPIENT_DAILY_LIMIT: '0',
     ...env,
   });
 }

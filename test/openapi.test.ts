@@ -154,7 +154,7 @@ for (const [label, doc] of [
         if (!codes.length) issues.push(`${where} ${status}: no code enum`);
         for (const code of codes) if (ERRORS[code]?.status !== Number(status)) issues.push(`${where} ${status}: ${code} is not a ${status}`);
         const headers = Object.keys(response.headers ?? {});
-        if (status === '429' && !['Retry-After', 'X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset'].every((n) => headers.includes(n))) {
+        if (status === '429' && !['Retry-After', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset'].every((n) => headers.includes(n))) {
           issues.push(`${where} 429: headers ${headers.join(', ')}`);
         }
         if (codes.includes('unauthenticated') && !headers.includes('WWW-Authenticate')) issues.push(`${where} 401: no WWW-Authenticate`);
@@ -162,7 +162,7 @@ for (const [label, doc] of [
       }
       if (op.responses?.['429']) {
         const ok = Object.entries<any>(op.responses).find(([s]) => /^2/.test(s))?.[1];
-        if (!ok?.headers?.['X-RateLimit-Remaining']) issues.push(`${where}: throttled, but its success does not document the rate-limit headers`);
+        if (!ok?.headers?.['RateLimit-Remaining']) issues.push(`${where}: throttled, but its success does not document the rate-limit headers`);
       }
     }
     t.same(issues, [], 'every operation');

@@ -530,7 +530,9 @@ t.test('POST /verify-account', async (t) => {
     const res = await post(h.app, '/verify-account', { token: tokenIn(mail) });
     t.equal(res.status, 204);
     t.equal(res.raw, '', 'no body');
-    const me = await get(h.app, '/me', reg.token);
+    // Verification ends the sessions started before it (account pre-hijacking): log in again.
+    t.equal((await get(h.app, '/me', reg.token)).status, 401, 'the registration session ended with the verification');
+    const me = await get(h.app, '/me', (await post(h.app, '/token', { email: reg.email, password: PASSWORD })).body.token);
     t.equal(me.status, 200);
     t.equal(me.body.user.verified, true);
     const [row] = await h.db.db.select().from(users).where(eq(users.id, reg.user.id));
@@ -578,7 +580,7 @@ t.test('POST /verify-account', async (t) => {
     for (const r of results.filter((r) => r.status !== 204)) {
       t.ok(['already_verified', 'invalid_token'].includes(r.body.code), `a loser gets ${r.body.code}`);
     }
-    const me = await get(h.app, '/me', reg.token);
+    const me = await get(h.app, '/me', (await post(h.app, '/token', { email: reg.email, password: PASSWORD })).body.token);
     t.equal(me.body.user.verified, true);
   });
 
@@ -691,7 +693,7 @@ t.test('POST /resend-activation-email', async (t) => {
     await h.app.backgroundIdle();
     const mail = await h.mail.waitFor(reg.email, 2);
     t.equal((await post(h.app, '/verify-account', { token: tokenIn(mail) })).status, 204);
-    t.equal((await get(h.app, '/me', reg.token)).body.user.verified, true);
+    t.equal((await get(h.app, '/me', (await post(h.app, '/token', { email: reg.email, password: PASSWORD })).body.token)).body.user.verified, true);
   });
 
   t.test('the address is matched case-insensitively and the email goes to the stored address', async (t) => {

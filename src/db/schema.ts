@@ -62,7 +62,7 @@ export const refreshTokens = pgTable(
   (t) => [uniqueIndex('refresh_tokens_hash_key').on(t.tokenHash), uniqueIndex('refresh_tokens_parent_key').on(t.parentId)],
 );
 
-export const EMAIL_TOKEN_PURPOSES = ['activation', 'password_reset', 'password_set'] as const;
+export const EMAIL_TOKEN_PURPOSES = ['activation', 'password_reset', 'password_set', 'email_change'] as const;
 export type EmailTokenPurpose = (typeof EMAIL_TOKEN_PURPOSES)[number];
 
 // services/email-tokens.ts. One-time tokens sent by email, stored as SHA-256.
@@ -75,6 +75,8 @@ export const emailTokens = pgTable(
       .references(() => users.id, { onDelete: 'cascade' }),
     purpose: text('purpose').$type<EmailTokenPurpose>().notNull(),
     tokenHash: text('token_hash').notNull(),
+    // email_change only: the address the account moves to once this token is posted back.
+    newEmail: text('new_email'),
     createdAt: ts('created_at').notNull(),
     expiresAt: ts('expires_at').notNull(),
     usedAt: ts('used_at'),
@@ -144,3 +146,16 @@ export const serviceSecrets = pgTable('service_secrets', {
   value: text('value').notNull(),
   createdAt: ts('created_at').notNull().defaultNow(),
 });
+
+// lib/store/database.ts. Fixed-window counters shared by every instance when there is no Redis
+// (per-client rate limits, per-account login failures, per-recipient mail caps). Keys never hold
+// an email or a username in clear (lib/store/index.ts limitKey hashes them).
+export const rateLimits = pgTable(
+  'rate_limits',
+  {
+    key: text('key').primaryKey(),
+    count: integer('count').notNull(),
+    resetAt: ts('reset_at').notNull(),
+  },
+  (t) => [index('rate_limits_reset_at_idx').on(t.resetAt)],
+);

@@ -164,11 +164,17 @@ export function buildComponents(s: ApiSurface) {
     DeleteAccountRequest: confirmBody('DeleteAccountRequest', 'The current password, to confirm.'),
     UpdateAccountRequest: object(
       'UpdateAccountRequest',
-      fields([], s.updateFields),
+      {
+        ...fields([], s.updateFields),
+        ...(s.updateFields.includes('email')
+          ? { password: Type.Optional(Type.String({ minLength: 1, description: 'The current password: required with `email`.' })) }
+          : {}),
+      },
       `Any subset of ${s.updateFields.map((f) => `\`${f}\``).join(', ')} (UPDATE_FIELDS); fields left out stay as they are.`,
       Object.keys(updateExample).length ? updateExample : { [s.updateFields[0]]: FIELD_EXAMPLES[s.updateFields[0]] },
     ),
     UpdateAccountResponse: userAnswer('UpdateAccountResponse', 'The account as updated.'),
+    ConfirmEmailChangeRequest: tokenBody('ConfirmEmailChangeRequest', 'The token of an email-change confirmation (the {token} of EMAIL_CHANGE_URL).'),
     VerifyTokenRequest: object(
       'VerifyTokenRequest',
       { token: Type.String({ description: 'An access token.' }) },

@@ -18,9 +18,9 @@ export const bearerSecurity = [{ bearerAuth: [] }];
 // real 429); CORS exposes them to browsers.
 const seconds = (description: string) => ({ type: 'integer', minimum: 0, description });
 export const RATE_LIMIT_HEADERS = {
-  'X-RateLimit-Limit': seconds('Requests allowed per window for this client on this route.'),
-  'X-RateLimit-Remaining': seconds('Requests left in the current window.'),
-  'X-RateLimit-Reset': seconds('Seconds until the window resets.'),
+  'RateLimit-Limit': seconds('Requests allowed per window for this client on this route.'),
+  'RateLimit-Remaining': seconds('Requests left in the current window.'),
+  'RateLimit-Reset': seconds('Seconds until the window resets.'),
 };
 const RETRY_AFTER = { 'Retry-After': seconds('Seconds to wait before trying again.') };
 const WWW_AUTHENTICATE = {

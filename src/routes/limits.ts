@@ -1,9 +1,23 @@
-// Which routes are throttled: those where a client could guess a secret (a password, an email
-// token) or make us send email. Reading (/me, /token/verify), refreshing and the JWKS are not.
+// Which routes are throttled per client address, and how hard:
+// - "guess": routes where a client could guess a secret (a password, an email token) or make us
+//   send email — RATE_LIMIT_MAX per RATE_LIMIT_WINDOW;
+// - "token": /token/refresh, /token/verify, /token/revoke, which guess a token too but which
+//   well-behaved clients call often — the generous RATE_LIMIT_TOKEN_MAX per RATE_LIMIT_WINDOW.
+// Reading (/me), the JWKS and the health probe are not throttled. The counts live in the shared
+// limits store (lib/store), so every instance sees them. The routes that can answer 429 (these,
+// and those that check a password under the per-account limit) list `rate_limited`.
 import type { Config } from '../config.js';
 
-/** Route options for a throttled route; `{}` when RATE_LIMIT_MAX is 0 (off). */
-export function limited(config: Readonly<Config>): { config?: { rateLimit: { max: number; timeWindow: number } } } {
-  if (config.rateLimit.max === 0) return {};
-  return { config: { rateLimit: { max: config.rateLimit.max, timeWindow: config.rateLimit.window * 1000 } } };
+export type LimitKind = 'guess' | 'token';
+
+const maxOf = (config: Readonly<Config>, kind: LimitKind) => (kind === 'token' ? config.rateLimit.tokenMax : config.rateLimit.max);
+
+/** Route options for a throttled route; `{}` when that limit is 0 (off). */
+export function limited(
+  config: Readonly<Config>,
+  kind: LimitKind = 'guess',
+): { config?: { rateLimit: { max: number; timeWindow: number } } } {
+  const max = maxOf(config, kind);
+  if (max === 0) return {};
+  return { config: { rateLimit: { max, timeWindow: config.rateLimit.window * 1000 } } };
 }

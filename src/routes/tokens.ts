@@ -5,13 +5,18 @@ import { ref, refAs } from '../schemas.js';
 import type { Context } from '../services/context.js';
 import * as sessions from '../services/sessions.js';
 import { JWKS_MAX_AGE } from '../services/signing-keys.js';
+import { limited } from './limits.js';
 import type { App } from './types.js';
 
 export function tokenRoutes(app: App, ctx: Context, api: Components): void {
+  const { config } = ctx;
   const tags = ['Token'];
+  // Throttled generously (RATE_LIMIT_TOKEN_MAX): they guess tokens, but clients call them often.
+  const rateLimited = config.rateLimit.tokenMax > 0;
   const security = publicSecurity; // the token in the body is the credential
 
   app.post('/token/verify', {
+      ...limited(config, 'token'),
     schema: {
       tags,
       operationId: 'verifyToken',
@@ -23,8 +28,8 @@ export function tokenRoutes(app: App, ctx: Context, api: Components): void {
       // Any string: an empty or absurd token is an invalid token, as it is on bearer endpoints.
       body: refAs<{ token: string }>(api.VerifyTokenRequest),
       response: {
-        200: success(ref(api.VerifyTokenResponse), 'The token is valid and its session alive.'),
-        ...problems(...BODY_ERRORS, 'invalid_token', 'expired_token'),
+        200: success(ref(api.VerifyTokenResponse), 'The token is valid and its session alive.', { rateLimited }),
+        ...problems(...BODY_ERRORS, 'invalid_token', 'expired_token', 'rate_limited'),
       },
     },
     handler: (request) => sessions.verifyToken(ctx, request.body.token),
@@ -32,6 +37,7 @@ export function tokenRoutes(app: App, ctx: Context, api: Components): void {
 
   if (ctx.config.jwt.longRunningRefreshToken) {
     app.post('/token/refresh', {
+      ...limited(config, 'token'),
       schema: {
         tags,
         operationId: 'refreshToken',
@@ -43,14 +49,15 @@ export function tokenRoutes(app: App, ctx: Context, api: Components): void {
         security,
         body: refAs<{ refreshToken: string }>(api.RefreshRequest),
         response: {
-          200: success(ref(api.RefreshResponse), 'Refreshed: the next refresh token.'),
-          ...problems(...BODY_ERRORS, 'invalid_token', 'expired_token'),
+          200: success(ref(api.RefreshResponse), 'Refreshed: the next refresh token.', { rateLimited }),
+          ...problems(...BODY_ERRORS, 'invalid_token', 'expired_token', 'rate_limited'),
         },
       },
       handler: (request) => sessions.refresh(ctx, request.body.refreshToken),
     });
 
     app.post('/token/revoke', {
+      ...limited(config, 'token'),
       schema: {
         tags,
         operationId: 'revokeToken',
@@ -60,7 +67,7 @@ export function tokenRoutes(app: App, ctx: Context, api: Components): void {
           'exist and not be revoked already. (RevokeTokenMixin)',
         security,
         body: refAs<{ refreshToken: string }>(api.RevokeRequest),
-        response: { 200: success(ref(api.RevokeResponse), 'Revoked.'), ...problems(...BODY_ERRORS, 'invalid_token') },
+        response: { 200: success(ref(api.RevokeResponse), 'Revoked.', { rateLimited }), ...problems(...BODY_ERRORS, 'invalid_token', 'rate_limited') },
       },
       handler: (request) => sessions.revoke(ctx, request.body.refreshToken),
     });

@@ -2,14 +2,18 @@
 // (archive, delete, update). Writes the users table (passwords.ts writes password_hash).
 import { eq } from 'drizzle-orm';
 import type { LoginField, ProfileField } from '../config.js';
+import type { Tx } from '../db/index.js';
 import { users, type UserRow } from '../db/schema.js';
 import { AppError, type FieldErrors, fieldError } from '../errors.js';
 import { checkNewPassword } from '../lib/password-rules.js';
+import { enqueueEmail } from '../mail/outbox.js';
+import { emailChangedEmail, emailChangeRequestedEmail } from '../mail/templates.js';
 import type { TokenOut, UserOut } from '../schemas.js';
 import { validationFailed } from '../validation.js';
 import type { Context } from './context.js';
 import { consumeEmailToken, killEmailTokens, sendTokenEmail } from './email-tokens.js';
 import { endAllSessions, startSession } from './sessions.js';
+import { clearFailures, confirmKey, countPasswordAttempt, loginKey } from './throttle.js';
 import { findUserBy, normalizeIdentifier, toUserOut, withUniqueCheck } from './users.js';
 
 export type Profile = Partial<Record<ProfileField, string>>;
@@ -72,7 +76,11 @@ function mergeErrors(a: FieldErrors | undefined, b: FieldErrors | undefined): Fi
   return merged;
 }
 
-/** POST /verify-account. */
+/**
+ * POST /verify-account. Verifying ends every session started before it (account pre-hijacking,
+ * Sudhodanan & Paverd 2022): whoever registered the address may have logged in with a password of
+ * their choosing; the verifier proved the inbox, not those sessions.
+ */
 export async function verifyAccount(ctx: Context, token: string): Promise<void> {
   await ctx.db.transaction(async (tx) => {
     const user = await consumeEmailToken(tx, ctx, token, 'activation', (u) => {
@@ -80,6 +88,7 @@ export async function verifyAccount(ctx: Context, token: string): Promise<void> 
     });
     await tx.update(users).set({ verified: true }).where(eq(users.id, user.id));
     await killEmailTokens(tx, ctx, user.id, ['activation']);
+    await endAllSessions(tx, ctx, user.id);
   });
 }
 
@@ -105,11 +114,16 @@ export async function login(ctx: Context, input: LoginInput): Promise<TokenOut &
     const names = ctx.config.loginAllowedFields.join(' or ');
     throw fieldError('validation_failed', 'nonFieldErrors', 'invalid', `Give exactly one of ${names}, with the password.`);
   }
+  // Per identifier, whatever the client address, known or not (services/throttle.ts): counted
+  // before the password is checked, so that a locked identifier answers the same for everyone.
+  const throttleKey = loginKey(fields[0], input[fields[0]]!);
+  await countPasswordAttempt(ctx, throttleKey);
   const user = await findUserBy(ctx.db, fields[0], input[fields[0]]!);
   // The hash is checked even when there is no account (against a dummy hash): the same answer in
   // the same time for an unknown identifier, a wrong password, a passwordless or inactive account.
   const ok = await ctx.hasher.verify(user?.passwordHash ?? null, input.password);
   if (!user || !ok || !user.isActive) throw new AppError('invalid_credentials');
+  await clearFailures(ctx, throttleKey); // the right password: the failures before it are forgiven
   if (!user.verified && !ctx.config.allowLoginNotVerified) throw new AppError('not_verified');
 
   // GA un-archives before checking the password; here only the owner's successful login does.
@@ -133,18 +147,22 @@ export function requireVerified(user: UserRow): void {
 
 /** The password confirmation of archive, delete and password change. */
 export async function confirmPassword(ctx: Context, user: UserRow, password: string, field: string): Promise<void> {
+  // A stolen access token must not become a password oracle: the same failure limit as login.
+  await countPasswordAttempt(ctx, confirmKey(user.id));
   if (!(await ctx.hasher.verify(user.passwordHash, password))) {
     throw fieldError('invalid_password', field, 'invalid_password', 'Invalid password.');
   }
+  await clearFailures(ctx, confirmKey(user.id));
 }
 
-/** POST /archive-account. */
+/** POST /archive-account: as a password change, every session and every unused email link dies. */
 export async function archiveAccount(ctx: Context, user: UserRow, password: string): Promise<void> {
   requireVerified(user);
   await confirmPassword(ctx, user, password, 'password');
   await ctx.db.transaction(async (tx) => {
     await tx.update(users).set({ archived: true }).where(eq(users.id, user.id));
     await endAllSessions(tx, ctx, user.id);
+    await killEmailTokens(tx, ctx, user.id);
   });
 }
 
@@ -159,33 +177,79 @@ export async function deleteAccount(ctx: Context, user: UserRow, password: strin
     } else {
       await tx.update(users).set({ isActive: false }).where(eq(users.id, user.id));
       await endAllSessions(tx, ctx, user.id);
+      await killEmailTokens(tx, ctx, user.id); // dead even if the account is ever re-activated
     }
   });
 }
 
-/** POST /update-account: a true PATCH over UPDATE_FIELDS (the schema refuses every other field). */
-export async function updateAccount(ctx: Context, user: UserRow, input: Profile): Promise<{ user: UserOut }> {
+export type UpdateInput = Profile & { password?: string };
+
+/**
+ * POST /update-account: a true PATCH over UPDATE_FIELDS (the schema refuses every other field).
+ * A new email needs the current password in the same body and is only pending until the token
+ * mailed to the new address comes back (confirmEmailChange): a stolen access token alone can no
+ * longer move the account to an attacker's address and take it with a reset. The current address
+ * is told, and keeps working, meanwhile. A taken new address answers exactly as a free one, and its
+ * owner gets nothing (no enumeration).
+ */
+export async function updateAccount(ctx: Context, user: UserRow, input: UpdateInput): Promise<{ user: UserOut }> {
+  const { password, ...fields } = input;
+  const changes = normalizeProfile(fields);
+  // The body first (spec/API.md's order for bearer endpoints), then verified, then the password.
+  if (changes.email !== undefined && password === undefined) {
+    throw fieldError('validation_failed', 'password', 'required', 'The current password is required to change the email address.');
+  }
   requireVerified(user);
-  const changes = normalizeProfile(input);
-  if (Object.keys(changes).length === 0) return { user: toUserOut(user) };
-  const emailChanged = changes.email !== undefined && changes.email.toLowerCase() !== (user.email ?? '').toLowerCase();
+  if (password !== undefined) await confirmPassword(ctx, user, password, 'password');
+  let newEmail: string | undefined;
+  if (changes.email !== undefined && changes.email.toLowerCase() !== (user.email ?? '').toLowerCase()) {
+    newEmail = changes.email;
+    delete changes.email; // pending, not applied
+  }
+  if (Object.keys(changes).length === 0 && !newEmail) return { user: toUserOut(user) };
   const updated = await withUniqueCheck(() =>
     ctx.db.transaction(async (tx) => {
-      const [row] = await tx
-        .update(users)
-        .set({ ...changes, ...(emailChanged ? { verified: false } : {}) })
-        .where(eq(users.id, user.id))
-        .returning();
-      if (emailChanged) {
-        // The new address must be proven: links sent to the old one no longer verify anything.
-        await killEmailTokens(tx, ctx, user.id, ['activation', 'password_reset', 'password_set']);
-        await sendTokenEmail(tx, ctx, row, 'activation');
-      }
+      const [row] = Object.keys(changes).length
+        ? await tx.update(users).set(changes).where(eq(users.id, user.id)).returning()
+        : [user];
+      if (newEmail) await requestEmailChange(tx, ctx, row, newEmail);
       return row;
     }),
   );
-  if (emailChanged) ctx.mailQueued();
+  if (newEmail) ctx.mailQueued();
   return { user: toUserOut(updated) };
+}
+
+async function requestEmailChange(tx: Tx, ctx: Context, user: UserRow, newEmail: string): Promise<void> {
+  const taken = await findUserBy(tx, 'email', newEmail);
+  if (!taken) await sendTokenEmail(tx, ctx, user, 'email_change', newEmail);
+  if (user.email) {
+    const name = user.firstName || user.username;
+    await enqueueEmail(tx, { userId: user.id, address: user.email }, emailChangeRequestedEmail(name, newEmail));
+  }
+}
+
+/**
+ * POST /confirm-email-change: the token mailed to the new address moves the account to it (and
+ * keeps it verified: the new inbox is proven). Of several pending changes, the last confirmed
+ * wins: confirmations lock the account row, so they apply one after the other; two accounts
+ * confirming one address meet the unique index, and the second gets 409 unique. Links mailed to
+ * the old address (activation, reset, set) die; the old address is told.
+ */
+export async function confirmEmailChange(ctx: Context, token: string): Promise<void> {
+  await withUniqueCheck(() =>
+    ctx.db.transaction(async (tx) => {
+      const { id, pendingEmail } = await consumeEmailToken(tx, ctx, token, 'email_change');
+      const [current] = await tx.select().from(users).where(eq(users.id, id)).for('update');
+      const [row] = await tx.update(users).set({ email: pendingEmail, verified: true }).where(eq(users.id, id)).returning();
+      await killEmailTokens(tx, ctx, id, ['activation', 'password_reset', 'password_set']);
+      if (current.email && current.email.toLowerCase() !== row.email?.toLowerCase()) {
+        const name = row.firstName || row.username;
+        await enqueueEmail(tx, { userId: id, address: current.email }, emailChangedEmail(name, row.email!));
+      }
+    }),
+  );
+  ctx.mailQueued();
 }
 
 function normalizeProfile(input: Profile): Profile {

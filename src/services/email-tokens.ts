@@ -8,45 +8,66 @@
 //   (killEmailTokens), so an old link found in a mailbox is worthless.
 import { and, eq, inArray, isNull } from 'drizzle-orm';
 import type { Tx } from '../db/index.js';
-import { type EmailTokenPurpose, emailTokens, type UserRow, users } from '../db/schema.js';
+import { EMAIL_TOKEN_PURPOSES, type EmailTokenPurpose, emailTokens, type UserRow, users } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import { addSeconds } from '../lib/clock.js';
 import { hashToken, newToken } from '../lib/tokens.js';
 import { enqueueEmail } from '../mail/outbox.js';
-import { activationEmail, passwordResetEmail, passwordSetEmail } from '../mail/templates.js';
+import { activationEmail, emailChangeEmail, passwordResetEmail, passwordSetEmail } from '../mail/templates.js';
 import type { Context } from './context.js';
+import { mayMail } from './throttle.js';
 
-function purposeSettings(ctx: Context, purpose: EmailTokenPurpose) {
+function purposeSettings(ctx: Context, purpose: EmailTokenPurpose, user: UserRow) {
   const { config } = ctx;
+  // Names only to a proven address (mail/templates.ts): a verified account's stored address.
+  const name = user.verified ? user.firstName || user.username : null;
   switch (purpose) {
     case 'activation':
-      return { url: config.activationUrl, lifetime: config.expiration.activation, template: activationEmail };
+      return { url: config.activationUrl, lifetime: config.expiration.activation, render: activationEmail };
     case 'password_reset':
-      return { url: config.passwordResetUrl, lifetime: config.expiration.passwordReset, template: passwordResetEmail };
+      return {
+        url: config.passwordResetUrl,
+        lifetime: config.expiration.passwordReset,
+        render: (url: string, lifetime: number) => passwordResetEmail(name, url, lifetime),
+      };
     case 'password_set':
-      return { url: config.passwordSetUrl, lifetime: config.expiration.passwordSet, template: passwordSetEmail };
+      return { url: config.passwordSetUrl, lifetime: config.expiration.passwordSet, render: passwordSetEmail };
+    case 'email_change':
+      return { url: config.emailChangeUrl, lifetime: config.expiration.emailChange, render: emailChangeEmail };
   }
 }
 
 /**
  * Creates a token for `purpose` and puts its email in the outbox, both in the caller's transaction.
- * The email goes to the stored address (or, for an email change, the new stored one), never to a
- * string taken from the request.
+ * The email goes to the stored address — or, for an email change, to the new address the token
+ * will move the account to — never to a string taken from the request otherwise. Over the
+ * recipient's mail cap (services/throttle.ts) nothing is created or sent and false is returned;
+ * callers answer the same either way.
  */
-export async function sendTokenEmail(tx: Tx, ctx: Context, user: UserRow, purpose: EmailTokenPurpose): Promise<void> {
-  if (!user.email) return; // an account registered without an email cannot be mailed
-  const { url, lifetime, template } = purposeSettings(ctx, purpose);
+export async function sendTokenEmail(
+  tx: Tx,
+  ctx: Context,
+  user: UserRow,
+  purpose: EmailTokenPurpose,
+  newEmail?: string,
+): Promise<boolean> {
+  const to = purpose === 'email_change' ? newEmail : user.email;
+  if (!to) return false; // an account registered without an email cannot be mailed
+  if (!(await mayMail(ctx, tx, purpose, to))) return false;
+  const { url, lifetime, render } = purposeSettings(ctx, purpose, user);
   const token = newToken();
   const now = ctx.now();
   await tx.insert(emailTokens).values({
     userId: user.id,
     purpose,
     tokenHash: hashToken(token),
+    newEmail: purpose === 'email_change' ? to : null,
     createdAt: now,
     expiresAt: addSeconds(now, lifetime),
   });
   const link = url.replace('{token}', encodeURIComponent(token));
-  await enqueueEmail(tx, { userId: user.id, address: user.email }, template(user.firstName || user.username, link, lifetime));
+  await enqueueEmail(tx, { userId: user.id, address: to }, render(link, lifetime));
+  return true;
 }
 
 /** The account a token of that purpose belongs to, without consuming it (for the password-similarity rule). */
@@ -72,7 +93,7 @@ export async function consumeEmailToken(
   token: string,
   purpose: EmailTokenPurpose,
   check: (user: UserRow) => void = () => {},
-): Promise<UserRow> {
+): Promise<UserRow & { pendingEmail: string | null }> {
   const [row] = await tx
     .select({ token: emailTokens, user: users })
     .from(emailTokens)
@@ -86,11 +107,16 @@ export async function consumeEmailToken(
   const now = ctx.now();
   if (row.token.expiresAt <= now) throw new AppError('expired_token');
   await tx.update(emailTokens).set({ usedAt: now }).where(eq(emailTokens.id, row.token.id));
-  return row.user;
+  return { ...row.user, pendingEmail: row.token.newEmail };
 }
 
-/** Kills every unused token of those purposes for the account. */
-export async function killEmailTokens(tx: Tx, ctx: Context, userId: string, purposes: EmailTokenPurpose[]): Promise<void> {
+/** Kills every unused token of those purposes (default: every purpose) for the account. */
+export async function killEmailTokens(
+  tx: Tx,
+  ctx: Context,
+  userId: string,
+  purposes: readonly EmailTokenPurpose[] = EMAIL_TOKEN_PURPOSES,
+): Promise<void> {
   await tx
     .update(emailTokens)
     .set({ usedAt: ctx.now() })

@@ -99,9 +99,9 @@ async function applyNewPassword(tx: Tx, ctx: Context, user: UserRow, hash: strin
     .where(eq(users.id, user.id))
     .returning();
   await endAllSessions(tx, ctx, user.id);
-  await killEmailTokens(tx, ctx, user.id, ['password_reset', 'password_set']);
+  await killEmailTokens(tx, ctx, user.id, ['password_reset', 'password_set', 'email_change']);
   if (updated.email) {
-    await enqueueEmail(tx, { userId: user.id, address: updated.email }, passwordChangedEmail(updated.firstName || updated.username));
+    await enqueueEmail(tx, { userId: user.id, address: updated.email }, passwordChangedEmail(updated.verified ? updated.firstName || updated.username : null));
   }
   return updated;
 }
