@@ -213,7 +213,7 @@ t.test('committed: covers every configuration (optional where a setting decides)
   );
   t.same(schemaOf(committed, 'RegisterResponseUserOnly').required, ['user']);
   t.same(schemaOf(committed, 'RegisterResponseWithTokens').required.sort(), ['expiresIn', 'payload', 'token', 'tokenType', 'user']);
-  t.same(Object.keys(schemaOf(committed, 'UpdateAccountRequest').properties).sort(), ['email', 'firstName', 'lastName', 'username'], 'update: every UPDATE_FIELDS');
+  t.same(Object.keys(schemaOf(committed, 'UpdateAccountRequest').properties).sort(), ['email', 'firstName', 'lastName', 'password', 'username'], 'update: every UPDATE_FIELDS (and the password an email change needs)');
   for (const name of ['LoginResponse', 'PasswordChangeResponse', 'RegisterResponseWithTokens']) {
     const s = schemaOf(committed, name);
     t.ok('refreshToken' in s.properties && !s.required.includes('refreshToken'), `${name}: refreshToken optional (JWT_LONG_RUNNING_REFRESH_TOKEN)`);
@@ -246,7 +246,7 @@ t.test('served: narrowed to the running configuration', async (t) => {
     t.notOk(login.oneOf, 'login: one shape');
     t.same(Object.keys(login.properties).sort(), ['email', 'password']);
     t.notOk(schemaOf(doc, 'LoginWithUsername'), 'no username shape');
-    t.same(Object.keys(schemaOf(doc, 'UpdateAccountRequest').properties).sort(), ['email', 'username']);
+    t.same(Object.keys(schemaOf(doc, 'UpdateAccountRequest').properties).sort(), ['email', 'password', 'username']);
     t.notOk('refreshToken' in schemaOf(doc, 'LoginResponse').properties, 'login: no refresh token');
     t.notOk(doc.paths['/token/refresh'] || doc.paths['/token/revoke'], 'no refresh or revoke');
   });

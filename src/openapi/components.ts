@@ -171,7 +171,9 @@ export function buildComponents(s: ApiSurface) {
           : {}),
       },
       `Any subset of ${s.updateFields.map((f) => `\`${f}\``).join(', ')} (UPDATE_FIELDS); fields left out stay as they are.`,
-      Object.keys(updateExample).length ? updateExample : { [s.updateFields[0]]: FIELD_EXAMPLES[s.updateFields[0]] },
+      Object.keys(updateExample).length
+        ? updateExample
+        : { [s.updateFields[0]]: FIELD_EXAMPLES[s.updateFields[0]], ...(s.updateFields[0] === 'email' ? { password: EXAMPLE.password } : {}) },
     ),
     UpdateAccountResponse: userAnswer('UpdateAccountResponse', 'The account as updated.'),
     ConfirmEmailChangeRequest: tokenBody('ConfirmEmailChangeRequest', 'The token of an email-change confirmation (the {token} of EMAIL_CHANGE_URL).'),
