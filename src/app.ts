@@ -9,16 +9,23 @@ import Fastify, { type FastifyError } from 'fastify';
 import type { Config } from './config.js';
 import { type Database, isDatabaseUnavailable } from './db/index.js';
 import { AppError, toProblem } from './errors.js';
+import { corsPlugin } from './http/cors.js';
+import { metricsPlugin } from './http/metrics.js';
+import { forRequest } from './http/request-context.js';
+import { requestIdPlugin, traceChildLogger } from './http/request-id.js';
+import { shutdownGatePlugin } from './http/shutdown-gate.js';
 import { type Clock, systemClock } from './lib/clock.js';
 import { createAccessTokens } from './lib/jwt.js';
 import { serializeError } from './lib/log.js';
+import { createMetrics } from './lib/metrics.js';
 import { createHasher } from './lib/password.js';
 import { openLimitStore } from './lib/store/open.js';
 import { createTasks } from './lib/tasks.js';
-import { DEFAULT_OUTBOX, logTransport, type OutboxOptions, OutboxWorker, smtpTransport, type Transport } from './mail/outbox.js';
+import { DEFAULT_OUTBOX, logTransport, type OutboxOptions, outboxDepth, OutboxWorker, smtpTransport, type Transport } from './mail/outbox.js';
 import { accountRoutes } from './routes/accounts.js';
 import { adminRoutes, adminSchemas } from './routes/admin/index.js';
 import { passwordRoutes } from './routes/passwords.js';
+import { serviceRoutes } from './routes/service.js';
 import { tokenRoutes } from './routes/tokens.js';
 import type { App } from './routes/types.js';
 import { fromValidation } from './validation.js';
@@ -28,6 +35,7 @@ import { problems, publicSecurity, success } from './openapi/responses.js';
 import { ALL_CONFIGURATIONS, surfaceOf } from './openapi/surface.js';
 import { ref, sharedSchemas } from './schemas.js';
 import type { Context } from './services/context.js';
+import { recordEvent } from './services/events.js';
 import { purgeStale } from './services/housekeeping.js';
 import { openKeyRing } from './services/signing-keys.js';
 import { normalizeIdentifier } from './services/users.js';
@@ -64,8 +72,9 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
             serializers: { err: serializeError },
             ...(overrides.logStream ? { stream: overrides.logStream } : {}),
           },
-    genReqId: () => randomUUID(), // never trust a client-chosen request id
+    genReqId: () => randomUUID(), // never trust a client-chosen request id (src/http/request-id.ts)
     requestIdHeader: false,
+    childLoggerFactory: traceChildLogger,
     trustProxy: config.trustProxy,
     bodyLimit: 64 * 1024,
     return503OnClosing: false, // answered with a problem document below
@@ -80,24 +89,37 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
   const keys = await openKeyRing({ db: database.db, config, now }, (err) => app.log.warn({ err }, 'signing keys: reload failed'));
 
   const tasks = createTasks((name, err) => app.log.error({ err, task: name }, 'background task failed'));
-  const transport = overrides.transport ?? (config.smtpUrl ? smtpTransport(config.smtpUrl) : logTransport(app.log));
-  const worker = new OutboxWorker(database.db, transport, { ...DEFAULT_OUTBOX, ...overrides.outbox, from: config.emailFrom }, now, app.log);
+  const metrics = createMetrics();
+  metrics.observe({ outboxDepth: () => outboxDepth(database.db), pool: database.pool });
+  const transport =
+    overrides.transport ?? (config.emailTransport === 'smtp' && config.smtpUrl ? smtpTransport(config.smtpUrl) : logTransport(app.log));
+  const outboxOptions = { ...DEFAULT_OUTBOX, ...overrides.outbox, from: config.emailFrom };
+  const worker = new OutboxWorker(database.db, transport, outboxOptions, now, app.log, metrics.emailAttempt);
   // Per-client, per-account and per-recipient limits, in Redis or the database (lib/store).
   const limits = await openLimitStore(config, database.db, app.log, { offsetMs: () => now().getTime() - Date.now() });
   const ctx: Context = {
     config,
     db: database.db,
     now,
-    hasher: await createHasher(config.argon2),
+    hasher: await createHasher(config.argon2, metrics.hashStarted),
     accessTokens: createAccessTokens(keys, config.jwt, now),
     keys,
     limits,
+    metrics,
+    log: app.log,
+    client: null,
     mailQueued: () => worker.wake(),
     background: tasks.run,
   };
   app.decorate('backgroundIdle', tasks.idle);
   app.decorateRequest('auth', null);
   app.decorateRequest('admin', null);
+
+  // Cross-cutting HTTP concerns, in the order they run on a request (src/http/).
+  await app.register(requestIdPlugin);
+  await app.register(corsPlugin, { origins: config.corsOrigins });
+  await app.register(shutdownGatePlugin);
+  await app.register(metricsPlugin, { metrics, token: config.metricsToken });
 
   // JSON only: Fastify's default text/plain parser would hand a string to a JSON schema.
   app.removeContentTypeParser('text/plain');
@@ -117,8 +139,12 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
     errorResponseBuilder: (_req, ctx) => rateLimited(ctx.after, ctx.ttl),
   });
 
-  app.setErrorHandler((err: FastifyError, request, reply) => {
+  app.setErrorHandler(async (err: FastifyError, request, reply) => {
     const appErr = toAppError(err);
+    if (appErr.code === 'rate_limited') {
+      const route = request.routeOptions.url ?? '(unmatched)';
+      await recordEvent(forRequest(ctx, request), null, { type: 'rate_limited', userId: request.auth?.user.id ?? null, reason: route });
+    }
     // An unexpected error is a bug (error); an unavailable database or a shutdown is an incident (warn).
     if (appErr.code === 'internal_error') request.log.error({ err }, 'unexpected error');
     else if (appErr.status >= 500) request.log.warn({ err }, appErr.message);
@@ -133,15 +159,6 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
     const allowed = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'].filter((method) => app.hasRoute({ method, url: path }));
     if (allowed.length) reply.header('allow', allowed.join(', '));
     throw new AppError(allowed.length ? 'method_not_allowed' : 'not_found');
-  });
-  // While shutting down, requests on kept-alive connections get a problem document, not
-  // Fastify's own 503 body.
-  let closing = false;
-  app.addHook('preClose', async () => {
-    closing = true;
-  });
-  app.addHook('onRequest', async () => {
-    if (closing) throw new AppError('service_unavailable', { detail: 'The service is shutting down.' });
   });
   // Identifiers are NFKC-normalised before validation, so the rules (username characters, lengths)
   // hold for the value that is stored: full-width or ligature forms cannot smuggle in a space.
@@ -163,25 +180,7 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
   passwordRoutes(app, ctx, api);
   adminRoutes(app, ctx);
 
-  app.get('/health', {
-    schema: {
-      tags: ['Service'],
-      operationId: 'health',
-      summary: 'Liveness and database reachability',
-      description: '200 when the service and its database answer; 503 otherwise (and while shutting down).',
-      security: publicSecurity,
-      response: { 200: success(ref(api.HealthResponse), 'The service and its database answer.'), ...problems('service_unavailable') },
-    },
-    handler: async () => {
-      try {
-        await database.ping();
-      } catch (cause) {
-        throw new AppError('service_unavailable', { detail: 'The database does not answer.', cause });
-      }
-      return { status: 'ok' as const };
-    },
-  });
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  serviceRoutes(app, config, database, api);
 
   // A minute after start, then hourly; unref'd so it never keeps the process alive.
   let housekeepingTimer: NodeJS.Timeout | undefined;

@@ -28,7 +28,15 @@ export interface Config {
   passwordSetUrl: string;
   emailChangeUrl: string;
   smtpUrl: string | undefined;
+  /** smtp: send through SMTP_URL; log: write emails (links included) to the log, for development. */
+  emailTransport: 'smtp' | 'log';
   emailFrom: string;
+  /** Exact origins (scheme://host[:port]) a browser may call the API from; ['*'] for any. */
+  corsOrigins: string[];
+  /** The bearer token /metrics requires; unset: no /metrics route at all. */
+  metricsToken: string | undefined;
+  /** Production on the embedded PGlite was asked for explicitly. */
+  allowEmbeddedDatabase: boolean;
   jwt: {
     algorithm: JwtAlgorithm;
     privateKey: string | undefined;
@@ -86,7 +94,8 @@ export interface AdminApiKey {
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
-    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    // One problem, one line (what an operator sees in a container log); several, one per line.
+    super(problems.length === 1 ? `Invalid configuration: ${problems[0]}` : `Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
     this.name = 'ConfigError';
   }
 }
@@ -162,6 +171,18 @@ export function loadConfig(env: Env): Readonly<Config> {
     }
     return raw.replace(/\/$/, '');
   };
+  const origins = (name: string, fallback: string[]): string[] => {
+    const raw = get(name);
+    if (raw === undefined) return fallback;
+    const items = [...new Set(raw.split(',').map((s) => s.trim().replace(/\/$/, '')).filter(Boolean))];
+    if (items.length === 1 && items[0] === '*') return items;
+    const bad = items.filter((i) => !URL.canParse(i) || new URL(i).origin !== i);
+    if (bad.length || items.length === 0) {
+      problems.push(`${name}: expected * or a comma-separated list of origins such as https://app.example.com (scheme, host and port only), got "${raw}"`);
+      return fallback;
+    }
+    return items;
+  };
   const tokenUrl = (name: string, base: string, path: string): string => {
     const value = url(name, `${base}${path}`, ['http:', 'https:']);
     if (!value.includes('{token}')) problems.push(`${name}: must contain {token}, got "${value}"`);
@@ -181,6 +202,26 @@ export function loadConfig(env: Env): Readonly<Config> {
   if (redisUrl !== undefined) url('REDIS_URL', redisUrl, ['redis:', 'rediss:']);
   const smtpUrl = get('SMTP_URL');
   if (smtpUrl !== undefined) url('SMTP_URL', smtpUrl, ['smtp:', 'smtps:']);
+  const production = nodeEnv === 'production';
+  // Production rails: a service that logs live links instead of mailing them, or that keeps its
+  // accounts in an embedded database inside one container, must be chosen, not stumbled into.
+  const emailTransport = oneOf('EMAIL_TRANSPORT', smtpUrl || production ? 'smtp' : 'log', ['smtp', 'log'] as const);
+  if (emailTransport === 'smtp' && !smtpUrl) {
+    problems.push(
+      production && get('EMAIL_TRANSPORT') === undefined
+        ? 'SMTP_URL: required in production, or emails (with their live links) would only be written to the log; set EMAIL_TRANSPORT=log to accept that'
+        : 'SMTP_URL: required with EMAIL_TRANSPORT=smtp',
+    );
+  }
+  const allowEmbeddedDatabase = bool('ALLOW_EMBEDDED_DATABASE', false);
+  if (production && (!databaseUrl || databaseUrl === 'memory://') && !allowEmbeddedDatabase) {
+    problems.push(
+      'DATABASE_URL: required in production (a postgres:// URL); the embedded database is for development — set ALLOW_EMBEDDED_DATABASE=true to run on it anyway',
+    );
+  }
+  const corsOrigins = origins('CORS_ORIGINS', [...new Set([new URL(frontendUrl).origin, new URL(publicUrl).origin])]);
+  const metricsToken = get('METRICS_TOKEN');
+  if (metricsToken !== undefined && metricsToken.length < 16) problems.push('METRICS_TOKEN: must be at least 16 characters');
 
   const algorithm = oneOf('JWT_ALGORITHM', 'EdDSA', JWT_ALGORITHMS);
   const secret = get('JWT_SECRET');
@@ -215,6 +256,10 @@ export function loadConfig(env: Env): Readonly<Config> {
     passwordSetUrl: tokenUrl('PASSWORD_SET_URL', frontendUrl, '/password-set/{token}'),
     emailChangeUrl: tokenUrl('EMAIL_CHANGE_URL', frontendUrl, '/confirm-email/{token}'),
     smtpUrl,
+    emailTransport,
+    corsOrigins,
+    metricsToken,
+    allowEmbeddedDatabase,
     emailFrom: str('EMAIL_FROM', 'no-reply@localhost'),
     jwt: {
       algorithm,

@@ -173,12 +173,16 @@ export interface TestApp {
   config: Readonly<Config>;
   clock: TestClock;
   mail: Sink;
+  /** The app's log lines, parsed (only with `captureLogs`). */
+  logs: Record<string, any>[];
 }
 
 export interface TestAppOptions {
   /** Environment variables, as an operator would set them. */
   env?: Record<string, string>;
   outbox?: Partial<OutboxOptions>;
+  /** Keep the app's log lines (at LOG_LEVEL, info unless `env` says otherwise) in `logs`. */
+  captureLogs?: boolean;
 }
 
 /** A ready app on a fresh database, sending email to an in-process SMTP server. */
@@ -188,9 +192,10 @@ export async function buildTestApp(t: T, options: TestAppOptions = {}): Promise<
   const clock = testClock();
   // Registered before the app's own teardown, so it runs after the app has closed.
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
-  const config = testConfig({ DATA_DIR: dataDir, SMTP_URL: mail.url, ...options.env });
-  const app = await startApp(t, config, db, clock, options.outbox);
-  return { app, db, config, clock, mail };
+  const logs: Record<string, any>[] = [];
+  const config = testConfig({ DATA_DIR: dataDir, SMTP_URL: mail.url, ...(options.captureLogs ? { LOG_LEVEL: 'info' } : {}), ...options.env });
+  const app = await startApp(t, config, db, clock, options.outbox, options.captureLogs ? logs : undefined);
+  return { app, db, config, clock, mail, logs };
 }
 
 /**
@@ -219,10 +224,17 @@ export function testConfig(env: Record<string, string>): Readonly<Config> {
   });
 }
 
-async function startApp(t: T, config: Readonly<Config>, db: Database, clock: TestClock, outbox?: Partial<OutboxOptions>): Promise<App> {
+async function startApp(
+  t: T,
+  config: Readonly<Config>,
+  db: Database,
+  clock: TestClock,
+  outbox?: Partial<OutboxOptions>,
+  logs?: Record<string, unknown>[],
+): Promise<App> {
   const app = await buildApp(config, db, {
     now: clock.now,
-    logger: false,
+    ...(logs ? { logStream: { write: (line: string) => void logs.push(JSON.parse(line)) } } : { logger: false }),
     outbox: { baseDelay: 100, maxDelay: 1_000, pollInterval: 50, ...outbox },
   });
   guardDocumentedProblems(app);

@@ -9,6 +9,7 @@ import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
 import postgres from 'postgres';
+import { type PoolStats, trackPool } from './pool-stats.js';
 import * as schema from './schema.js';
 
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../migrations', import.meta.url));
@@ -20,6 +21,8 @@ export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
 export interface Database {
   db: Db;
   kind: 'postgres' | 'pglite';
+  /** Connections in use, for the metrics. */
+  pool: PoolStats;
   /** Resolves when the database answers a trivial query. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -42,12 +45,14 @@ export async function openDatabase(url: string | undefined, dataDir: string): Pr
 
 /** Wraps an open PGlite (tests pass a clone of a migrated template) and migrates it. */
 export async function usePglite(pg: PGlite): Promise<Database> {
-  const db = drizzlePglite(pg, { schema });
   // PGlite is a single connection in this process: no other instance can race the migration.
-  await migratePglite(db, { migrationsFolder: MIGRATIONS_FOLDER });
+  await migratePglite(drizzlePglite(pg), { migrationsFolder: MIGRATIONS_FOLDER });
+  const tracked = trackPool(pg, 1, ['query', 'transaction']);
+  const db = drizzlePglite(tracked.client, { schema });
   return {
     db: db as unknown as Db,
     kind: 'pglite',
+    pool: tracked.stats,
     ping: async () => void (await pg.query('select 1')),
     close: async () => {
       if (!pg.closed) await pg.close();
@@ -66,10 +71,13 @@ async function openPostgres(url: string): Promise<Database> {
   } finally {
     await admin.end();
   }
-  const client = postgres(url, { max: 10, onnotice: () => {}, connect_timeout: 10 });
+  const max = 10;
+  const client = postgres(url, { max, onnotice: () => {}, connect_timeout: 10 });
+  const tracked = trackPool(client, max, ['unsafe', 'begin']);
   return {
-    db: drizzlePostgres(client, { schema }),
+    db: drizzlePostgres(tracked.client, { schema }),
     kind: 'postgres',
+    pool: tracked.stats,
     ping: async () => void (await client`select 1`),
     close: () => client.end({ timeout: 5 }),
   };

@@ -17,14 +17,25 @@ export interface PasswordHasher {
   needsUpgrade(hash: string): boolean;
 }
 
-export async function createHasher(cost: Argon2Cost): Promise<PasswordHasher> {
+/** Called when a hash or verify starts; the function it returns when it ends (the metrics' timer). */
+export type HashObserver = (operation: 'hash' | 'verify') => () => void;
+
+export async function createHasher(cost: Argon2Cost, observe: HashObserver = () => () => {}): Promise<PasswordHasher> {
   const options = { type: argon2.argon2id, ...cost };
+  const timed = async <T>(operation: 'hash' | 'verify', work: () => Promise<T>): Promise<T> => {
+    const end = observe(operation);
+    try {
+      return await work();
+    } finally {
+      end();
+    }
+  };
   // Made once at start with the configured cost: verifying against it costs what a real check costs.
   const dummy = await argon2.hash('dummy password for unknown accounts', options);
   return {
-    hash: (password) => argon2.hash(password.normalize('NFC'), options),
+    hash: (password) => timed('hash', () => argon2.hash(password.normalize('NFC'), options)),
     async verify(hash, password) {
-      const ok = await argon2.verify(hash ?? dummy, password.normalize('NFC')).catch(() => false);
+      const ok = await timed('verify', () => argon2.verify(hash ?? dummy, password.normalize('NFC')).catch(() => false));
       return ok && hash !== null;
     },
     needsUpgrade(hash) {

@@ -7,7 +7,7 @@
 // - retrying: a connection failure or a 4xx SMTP reply is retried with exponential backoff; a 5xx
 //   reply, or the last allowed attempt, marks the row failed (kept for an operator to see);
 // - forgetting: once sent, the bodies (which hold a live token) are blanked.
-import { and, eq, inArray, lte, sql } from 'drizzle-orm';
+import { and, count, eq, inArray, lte, sql } from 'drizzle-orm';
 import type { FastifyBaseLogger } from 'fastify';
 import nodemailer from 'nodemailer';
 import type { Db, Tx } from '../db/index.js';
@@ -53,6 +53,12 @@ export async function enqueueEmail(tx: Tx, to: { userId: string | null; address:
   await tx.insert(outbox).values({ userId: to.userId, recipient: to.address, ...email });
 }
 
+/** Emails in the outbox by status (pending, sent, failed), for the metrics. */
+export async function outboxDepth(db: Db): Promise<Record<string, number>> {
+  const rows = await db.select({ status: outbox.status, n: count() }).from(outbox).groupBy(outbox.status);
+  return Object.fromEntries(rows.map((r) => [r.status, r.n]));
+}
+
 export function smtpTransport(url: string): Transport {
   const transporter = nodemailer.createTransport(url, {
     connectionTimeout: 10_000,
@@ -79,6 +85,7 @@ export class OutboxWorker {
     private readonly options: OutboxOptions,
     private readonly now: Clock,
     private readonly log: FastifyBaseLogger,
+    private readonly observeAttempt: (result: 'sent' | 'retry' | 'failed', seconds: number) => void = () => {},
   ) {}
 
   start(): void {
@@ -142,8 +149,11 @@ export class OutboxWorker {
   }
 
   private async deliver(row: typeof outbox.$inferSelect): Promise<void> {
+    const started = performance.now();
+    const seconds = () => (performance.now() - started) / 1000;
     try {
       await this.send({ from: this.options.from, to: row.recipient, subject: row.subject, text: row.text, html: row.html });
+      this.observeAttempt('sent', seconds());
       await this.db
         .update(outbox)
         .set({ status: 'sent', sentAt: this.now(), text: '', html: '', lastError: null })
@@ -153,7 +163,9 @@ export class OutboxWorker {
       const code = (err as { responseCode?: number }).responseCode;
       const permanent = code !== undefined && code >= 500;
       const lastError = String((err as Error).message ?? err).slice(0, 500);
-      if (permanent || row.attempts >= this.options.maxAttempts) {
+      const failed = permanent || row.attempts >= this.options.maxAttempts;
+      this.observeAttempt(failed ? 'failed' : 'retry', seconds());
+      if (failed) {
         await this.db.update(outbox).set({ status: 'failed', lastError }).where(eq(outbox.id, row.id));
         this.log.error({ outboxId: row.id, kind: row.kind, attempts: row.attempts, lastError }, 'outbox: email failed for good');
       } else {

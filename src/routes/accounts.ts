@@ -5,6 +5,7 @@ import type { Components } from '../openapi/components.js';
 import { BODY_ERRORS, bearerSecurity, documentBodyAs, noContent, problems, publicSecurity, success } from '../openapi/responses.js';
 import { Accepted, ref, refAs, type UserOut } from '../schemas.js';
 import * as accounts from '../services/accounts.js';
+import { forRequest } from '../http/request-context.js';
 import type { Context } from '../services/context.js';
 import { toUserOut } from '../services/users.js';
 import { fromValidation } from '../validation.js';
@@ -41,7 +42,7 @@ export function accountRoutes(app: App, ctx: Context, api: Components): void {
     attachValidation: true,
     handler: async (request, reply) => {
       const schemaErrors = request.validationError ? fromValidation(request.validationError.validation).errors : undefined;
-      return reply.code(201).send(await accounts.register(ctx, request.body, schemaErrors));
+      return reply.code(201).send(await accounts.register(forRequest(ctx, request), request.body, schemaErrors));
     },
   });
 
@@ -62,7 +63,7 @@ export function accountRoutes(app: App, ctx: Context, api: Components): void {
       },
     },
     handler: async (request, reply) => {
-      await accounts.verifyAccount(ctx, request.body.token);
+      await accounts.verifyAccount(forRequest(ctx, request), request.body.token);
       return reply.code(204).send(null);
     },
   });
@@ -81,7 +82,7 @@ export function accountRoutes(app: App, ctx: Context, api: Components): void {
       response: { 202: success(ref(Accepted), 'Accepted (whatever the address).', { rateLimited }), ...problems(...BODY_ERRORS, 'rate_limited') },
     },
     handler: async (request, reply) => {
-      accounts.resendActivationEmail(ctx, request.body.email);
+      accounts.resendActivationEmail(forRequest(ctx, request), request.body.email);
       return reply.code(202).send({ detail: 'If this address has an account that is not verified yet, an activation email is on its way.' });
     },
   });
@@ -105,7 +106,7 @@ export function accountRoutes(app: App, ctx: Context, api: Components): void {
         ...problems(...BODY_ERRORS, 'invalid_credentials', 'not_verified', 'rate_limited'),
       },
     },
-    handler: (request) => accounts.login(ctx, request.body),
+    handler: (request) => accounts.login(forRequest(ctx, request), request.body),
   });
 
   app.get('/me', {
@@ -139,7 +140,7 @@ export function accountRoutes(app: App, ctx: Context, api: Components): void {
       response: { 204: noContent('Archived.', { rateLimited }), ...confirmErrors },
     },
     handler: async (request, reply) => {
-      await accounts.archiveAccount(ctx, userOf(request), request.body.password);
+      await accounts.archiveAccount(forRequest(ctx, request), userOf(request), request.body.password);
       return reply.code(204).send(null);
     },
   });
@@ -159,7 +160,7 @@ export function accountRoutes(app: App, ctx: Context, api: Components): void {
       response: { 204: noContent('Deleted or deactivated.', { rateLimited }), ...confirmErrors },
     },
     handler: async (request, reply) => {
-      await accounts.deleteAccount(ctx, userOf(request), request.body.password);
+      await accounts.deleteAccount(forRequest(ctx, request), userOf(request), request.body.password);
       return reply.code(204).send(null);
     },
   });
@@ -185,7 +186,7 @@ export function accountRoutes(app: App, ctx: Context, api: Components): void {
         ...problems(...BODY_ERRORS, 'unauthenticated', 'not_verified', 'unique', 'invalid_password', 'rate_limited'),
       },
     },
-    handler: (request) => accounts.updateAccount(ctx, userOf(request), request.body),
+    handler: (request) => accounts.updateAccount(forRequest(ctx, request), userOf(request), request.body),
   });
 
   app.post('/confirm-email-change', {

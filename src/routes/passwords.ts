@@ -2,6 +2,7 @@
 import type { Components } from '../openapi/components.js';
 import { BODY_ERRORS, bearerSecurity, noContent, problems, publicSecurity, success } from '../openapi/responses.js';
 import { Accepted, ref, refAs } from '../schemas.js';
+import { forRequest } from '../http/request-context.js';
 import type { Context } from '../services/context.js';
 import * as passwords from '../services/passwords.js';
 import { bearer, userOf } from './bearer.js';
@@ -28,7 +29,7 @@ export function passwordRoutes(app: App, ctx: Context, api: Components): void {
       response: { 202: success(ref(Accepted), 'Accepted (whatever the address).', { rateLimited }), ...problems(...BODY_ERRORS, 'rate_limited') },
     },
     handler: async (request, reply) => {
-      passwords.sendPasswordResetEmail(ctx, request.body.email);
+      passwords.sendPasswordResetEmail(forRequest(ctx, request), request.body.email);
       return reply.code(202).send({ detail: 'If this address has an account, an email is on its way.' });
     },
   });
@@ -50,7 +51,7 @@ export function passwordRoutes(app: App, ctx: Context, api: Components): void {
       },
     },
     handler: async (request, reply) => {
-      await passwords.resetPassword(ctx, request.body);
+      await passwords.resetPassword(forRequest(ctx, request), request.body);
       return reply.code(204).send(null);
     },
   });
@@ -72,7 +73,7 @@ export function passwordRoutes(app: App, ctx: Context, api: Components): void {
       },
     },
     handler: async (request, reply) => {
-      await passwords.setPassword(ctx, request.body);
+      await passwords.setPassword(forRequest(ctx, request), request.body);
       return reply.code(204).send(null);
     },
   });
@@ -94,6 +95,6 @@ export function passwordRoutes(app: App, ctx: Context, api: Components): void {
         ...problems(...BODY_ERRORS, 'invalid_password', 'unauthenticated', 'not_verified', 'rate_limited'),
       },
     },
-    handler: (request) => passwords.changePassword(ctx, userOf(request), request.body),
+    handler: (request) => passwords.changePassword(forRequest(ctx, request), userOf(request), request.body),
   });
 }

@@ -2,6 +2,7 @@
 import type { Components } from '../openapi/components.js';
 import { BODY_ERRORS, problems, publicSecurity, success } from '../openapi/responses.js';
 import { ref, refAs } from '../schemas.js';
+import { forRequest } from '../http/request-context.js';
 import type { Context } from '../services/context.js';
 import * as sessions from '../services/sessions.js';
 import { JWKS_MAX_AGE } from '../services/signing-keys.js';
@@ -33,7 +34,7 @@ export function tokenRoutes(app: App, ctx: Context, api: Components): void {
         ...problems(...BODY_ERRORS, 'invalid_token', 'expired_token', 'rate_limited'),
       },
     },
-    handler: (request) => sessions.verifyToken(ctx, request.body.token),
+    handler: (request) => sessions.verifyToken(forRequest(ctx, request), request.body.token),
   });
 
   if (ctx.config.jwt.longRunningRefreshToken) {
@@ -54,7 +55,7 @@ export function tokenRoutes(app: App, ctx: Context, api: Components): void {
           ...problems(...BODY_ERRORS, 'invalid_token', 'expired_token', 'rate_limited'),
         },
       },
-      handler: (request) => sessions.refresh(ctx, request.body.refreshToken),
+      handler: (request) => sessions.refresh(forRequest(ctx, request), request.body.refreshToken),
     });
 
     app.post('/token/revoke', {
@@ -70,7 +71,7 @@ export function tokenRoutes(app: App, ctx: Context, api: Components): void {
         body: refAs<{ refreshToken: string }>(api.RevokeRequest),
         response: { 200: success(ref(api.RevokeResponse), 'Revoked.', { rateLimited }), ...problems(...BODY_ERRORS, 'invalid_token', 'rate_limited') },
       },
-      handler: (request) => sessions.revoke(ctx, request.body.refreshToken),
+      handler: (request) => sessions.revoke(forRequest(ctx, request), request.body.refreshToken),
     });
   }
 

@@ -12,6 +12,7 @@ import type { TokenOut, UserOut } from '../schemas.js';
 import { validationFailed } from '../validation.js';
 import type { Context } from './context.js';
 import { consumeEmailToken, killEmailTokens, sendTokenEmail } from './email-tokens.js';
+import { recordEvent } from './events.js';
 import { endAllSessions, startSession } from './sessions.js';
 import { clearFailures, confirmKey, countPasswordAttempt, loginKey } from './throttle.js';
 import { findUserBy, normalizeIdentifier, toUserOut, withUniqueCheck } from './users.js';
@@ -122,9 +123,16 @@ export async function login(ctx: Context, input: LoginInput): Promise<TokenOut &
   // The hash is checked even when there is no account (against a dummy hash): the same answer in
   // the same time for an unknown identifier, a wrong password, a passwordless or inactive account.
   const ok = await ctx.hasher.verify(user?.passwordHash ?? null, input.password);
-  if (!user || !ok || !user.isActive) throw new AppError('invalid_credentials');
+  if (!user || !ok || !user.isActive) {
+    const reason = !user ? 'unknown_account' : !user.passwordHash ? 'no_password' : !ok ? 'wrong_password' : 'inactive';
+    await recordEvent(ctx, null, { type: 'login_failed', userId: user?.id ?? null, reason });
+    throw new AppError('invalid_credentials');
+  }
   await clearFailures(ctx, throttleKey); // the right password: the failures before it are forgiven
-  if (!user.verified && !ctx.config.allowLoginNotVerified) throw new AppError('not_verified');
+  if (!user.verified && !ctx.config.allowLoginNotVerified) {
+    await recordEvent(ctx, null, { type: 'login_failed', userId: user.id, reason: 'not_verified' });
+    throw new AppError('not_verified');
+  }
 
   // GA un-archives before checking the password; here only the owner's successful login does.
   const unarchiving = user.archived;
@@ -136,6 +144,7 @@ export async function login(ctx: Context, input: LoginInput): Promise<TokenOut &
       .where(eq(users.id, user.id))
       .returning();
     const tokens = await startSession(tx, ctx, updated);
+    await recordEvent(ctx, tx, { type: 'login_succeeded', userId: user.id, sessionId: sessionOf(tokens), detail: unarchiving ? { unarchived: true } : undefined });
     return { ...tokens, user: toUserOut(updated), unarchiving };
   });
 }
@@ -163,6 +172,7 @@ export async function archiveAccount(ctx: Context, user: UserRow, password: stri
     await tx.update(users).set({ archived: true }).where(eq(users.id, user.id));
     await endAllSessions(tx, ctx, user.id);
     await killEmailTokens(tx, ctx, user.id);
+    await recordEvent(ctx, tx, { type: 'account_archived', userId: user.id });
   });
 }
 
@@ -179,6 +189,7 @@ export async function deleteAccount(ctx: Context, user: UserRow, password: strin
       await endAllSessions(tx, ctx, user.id);
       await killEmailTokens(tx, ctx, user.id); // dead even if the account is ever re-activated
     }
+    await recordEvent(ctx, tx, { type: 'account_deleted', userId: user.id, detail: { deactivated: !ctx.config.allowDeleteAccount } });
   });
 }
 
@@ -247,10 +258,14 @@ export async function confirmEmailChange(ctx: Context, token: string): Promise<v
         const name = row.firstName || row.username;
         await enqueueEmail(tx, { userId: id, address: current.email }, emailChangedEmail(name, row.email!));
       }
+      await recordEvent(ctx, tx, { type: 'email_changed', userId: id });
     }),
   );
   ctx.mailQueued();
 }
+
+/** The session id of freshly issued tokens (the access token's `sid`). */
+export const sessionOf = (tokens: { payload: Record<string, unknown> }): string => String(tokens.payload.sid);
 
 function normalizeProfile(input: Profile): Profile {
   const out: Profile = {};

@@ -10,9 +10,10 @@ import { enqueueEmail } from '../mail/outbox.js';
 import { passwordChangedEmail } from '../mail/templates.js';
 import type { TokenOut } from '../schemas.js';
 import { validationFailed } from '../validation.js';
-import { confirmPassword, requireVerified } from './accounts.js';
+import { confirmPassword, requireVerified, sessionOf } from './accounts.js';
 import type { Context } from './context.js';
 import { consumeEmailToken, killEmailTokens, peekTokenOwner, sendTokenEmail } from './email-tokens.js';
+import { recordEvent } from './events.js';
 import { endAllSessions, startSession } from './sessions.js';
 import { findUserBy, toUserOut } from './users.js';
 
@@ -62,6 +63,7 @@ async function redeem(
     const user = await consumeEmailToken(tx, ctx, input.token, purpose, check);
     // Proving control of the mailbox verifies the account.
     await applyNewPassword(tx, ctx, user, hash, { verified: true });
+    await recordEvent(ctx, tx, { type: purpose === 'password_set' ? 'password_set' : 'password_reset', userId: user.id });
   });
   ctx.mailQueued();
 }
@@ -81,6 +83,7 @@ export async function changePassword(
   const result = await ctx.db.transaction(async (tx) => {
     const updated = await applyNewPassword(tx, ctx, user, hash);
     const tokens = await startSession(tx, ctx, updated);
+    await recordEvent(ctx, tx, { type: 'password_changed', userId: user.id, sessionId: sessionOf(tokens) });
     return { ...tokens, user: toUserOut(updated) };
   });
   ctx.mailQueued();

@@ -20,6 +20,7 @@ import type { AccessClaims } from '../lib/jwt.js';
 import { deriveToken, hashToken, newToken } from '../lib/tokens.js';
 import type { TokenOut } from '../schemas.js';
 import type { Context } from './context.js';
+import { recordEvent } from './events.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -92,6 +93,7 @@ export async function refresh(ctx: Context, refreshToken: string): Promise<Token
       if (childRow && childRow.rotatedAt === null) return { tokens: tokensFor(ctx, row.user, row.session, child) };
     }
     await tx.update(sessions).set({ revokedAt: now }).where(eq(sessions.id, row.session.id));
+    await recordEvent(ctx, tx, { type: 'refresh_reuse_detected', userId: row.user.id, sessionId: row.session.id });
     return { error: new AppError('invalid_token') };
   });
   // The revocation of a reused token's session must commit, so the error is thrown after the transaction.

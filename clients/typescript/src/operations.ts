@@ -20,6 +20,8 @@ export const OPERATIONS = {
   passwordSet: { method: 'post', path: '/password-set', security: [] },
   passwordChange: { method: 'post', path: '/password-change', security: ['bearerAuth'] },
   health: { method: 'get', path: '/health', security: [] },
+  healthReady: { method: 'get', path: '/health/ready', security: [] },
+  healthLive: { method: 'get', path: '/health/live', security: [] },
   adminListUsers: { method: 'get', path: '/admin/users', security: ['adminApiKey'] },
   adminCreateUser: { method: 'post', path: '/admin/users', security: ['adminApiKey'] },
   adminGetUser: { method: 'get', path: '/admin/users/{id}', security: ['adminApiKey'] },

@@ -1,0 +1,29 @@
+// The readiness check: the database answers and has every migration this build ships. One query
+// does both (Drizzle's migrator records each applied migration with its journal timestamp), so the
+// probe costs what a ping costs.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { sql } from 'drizzle-orm';
+import type { Db } from './index.js';
+import { MIGRATIONS_FOLDER } from './index.js';
+
+/** The journal timestamp of the newest migration of this build. */
+function latestMigration(): number {
+  const journal = JSON.parse(readFileSync(join(MIGRATIONS_FOLDER, 'meta', '_journal.json'), 'utf8')) as { entries: { when: number }[] };
+  return Math.max(0, ...journal.entries.map((e) => e.when));
+}
+
+export type Readiness = 'ready' | 'migrations_pending';
+
+/** Throws when the database does not answer. */
+export function readinessCheck(db: Db): () => Promise<Readiness> {
+  const latest = latestMigration();
+  return async () => {
+    const result = await db.execute<{ n: number }>(
+      sql`select count(*)::int as n from drizzle.__drizzle_migrations where created_at >= ${latest}`,
+    );
+    // postgres.js answers an array of rows, PGlite { rows }.
+    const rows = Array.isArray(result) ? result : (result as unknown as { rows: { n: number }[] }).rows;
+    return rows[0]?.n > 0 ? 'ready' : 'migrations_pending';
+  };
+}

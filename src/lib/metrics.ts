@@ -1,0 +1,152 @@
+// The service's Prometheus metrics (prom-client), one registry per app so that several apps in
+// one process (tests, sibling instances) never mix their counts. Everything that is counted is
+// counted here; the HTTP layer serves it at /metrics (src/http/metrics.ts).
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { PoolStats } from '../db/pool-stats.js';
+import type { SecurityEvent } from '../services/events.js';
+
+export interface Metrics {
+  registry: Registry;
+  /** An answer was sent: its route template (never the raw URL), method, status and duration. */
+  httpRequest(method: string, route: string, status: number, seconds: number): void;
+  /** An argon2 hash or verify starts; call the result when it ends. */
+  hashStarted(operation: 'hash' | 'verify'): () => void;
+  /** The outbox tried to send one email. */
+  emailAttempt(result: 'sent' | 'retry' | 'failed', seconds: number): void;
+  securityEvent(event: SecurityEvent): void;
+  /** Sources read at scrape time: the outbox depth by status, the database pool. */
+  observe(sources: { outboxDepth?: () => Promise<Record<string, number>>; pool?: PoolStats }): void;
+}
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  const registers = [registry];
+
+  const requests = new Counter({
+    name: 'http_requests_total',
+    help: 'HTTP answers, by method, route template and status.',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers,
+  });
+  const latency = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'Time from the request to its answer, by method, route template and status.',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers,
+  });
+  const hashesInFlight = new Gauge({
+    name: 'argon2_operations_in_flight',
+    help: 'argon2 hashes and verifications running or queued for the thread pool now.',
+    registers,
+  });
+  const hashDuration = new Histogram({
+    name: 'argon2_duration_seconds',
+    help: 'Duration of argon2 hashes and verifications (queueing for the thread pool included).',
+    labelNames: ['operation'] as const,
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers,
+  });
+  const emailSends = new Histogram({
+    name: 'outbox_send_duration_seconds',
+    help: 'Duration of one email send attempt, by result: sent, retry (will be tried again), failed (for good).',
+    labelNames: ['result'] as const,
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers,
+  });
+  const events = new Counter({
+    name: 'auth_security_events_total',
+    help: 'Security events (the `event` field of the security-event log line).',
+    labelNames: ['event'] as const,
+    registers,
+  });
+  const loginFailures = new Counter({
+    name: 'auth_login_failures_total',
+    help: 'Failed logins, by reason.',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  const rateLimited = new Counter({
+    name: 'auth_rate_limited_total',
+    help: 'Requests refused by a rate limit, by route template.',
+    labelNames: ['route'] as const,
+    registers,
+  });
+  const reuse = new Counter({
+    name: 'auth_refresh_token_reuse_detected_total',
+    help: 'Spent refresh tokens presented again after the reuse interval (theft signals); each ended its session.',
+    registers,
+  });
+
+  let outboxDepth: (() => Promise<Record<string, number>>) | undefined;
+  new Gauge({
+    name: 'outbox_emails',
+    help: 'Emails in the outbox, by status (pending, sent, failed).',
+    labelNames: ['status'] as const,
+    registers,
+    async collect() {
+      if (!outboxDepth) return;
+      this.reset();
+      const depth = await outboxDepth().catch(() => undefined); // a scrape must not fail with the database
+      for (const [status, n] of Object.entries(depth ?? {})) this.set({ status }, n);
+    },
+  });
+  let pool: PoolStats | undefined;
+  new Gauge({
+    name: 'db_pool_connections_max',
+    help: 'Connections the database pool may open.',
+    registers,
+    collect() {
+      if (pool) this.set(pool.max);
+    },
+  });
+  new Gauge({
+    name: 'db_pool_connections_in_use',
+    help: 'Database connections held by a statement or a transaction now.',
+    registers,
+    collect() {
+      if (pool) this.set(Math.min(pool.active(), pool.max));
+    },
+  });
+  new Gauge({
+    name: 'db_pool_waiting',
+    help: 'Statements and transactions waiting for a free database connection now.',
+    registers,
+    collect() {
+      if (pool) this.set(Math.max(0, pool.active() - pool.max));
+    },
+  });
+  // Pre-create the series that matter at zero, so a dashboard sees 0 rather than no data.
+  for (const reason of ['unknown_account', 'wrong_password', 'inactive', 'no_password', 'not_verified']) loginFailures.inc({ reason }, 0);
+  reuse.inc(0);
+
+  return {
+    registry,
+    httpRequest(method, route, status, seconds) {
+      const labels = { method, route, status: String(status) };
+      requests.inc(labels);
+      latency.observe(labels, seconds);
+    },
+    hashStarted(operation) {
+      hashesInFlight.inc();
+      const end = hashDuration.startTimer({ operation });
+      return () => {
+        hashesInFlight.dec();
+        end();
+      };
+    },
+    emailAttempt(result, seconds) {
+      emailSends.observe({ result }, seconds);
+    },
+    securityEvent(event) {
+      events.inc({ event: event.type });
+      if (event.type === 'login_failed') loginFailures.inc({ reason: event.reason ?? 'unknown' });
+      else if (event.type === 'rate_limited') rateLimited.inc({ route: event.reason ?? 'unknown' });
+      else if (event.type === 'refresh_reuse_detected') reuse.inc();
+    },
+    observe(sources) {
+      outboxDepth = sources.outboxDepth ?? outboxDepth;
+      pool = sources.pool ?? pool;
+    },
+  };
+}
