@@ -3,7 +3,7 @@
 // background work, stop the outbox worker (queued email stays queued), close the database.
 import { existsSync } from 'node:fs';
 import { buildApp } from './app.js';
-import { ConfigError, loadConfig } from './config.js';
+import { type Config, ConfigError, loadConfig } from './config.js';
 import { openDatabase } from './db/index.js';
 
 if (existsSync('.env')) process.loadEnvFile('.env');
@@ -36,10 +36,40 @@ async function shutdown(signal: string) {
 process.once('SIGTERM', () => void shutdown('SIGTERM'));
 process.once('SIGINT', () => void shutdown('SIGINT'));
 
+if (config.nodeEnv === 'production' && config.emailTransport === 'log') {
+  app.log.warn('EMAIL_TRANSPORT=log in production: emails, with their live links, are written to the log instead of being sent');
+}
+if (config.nodeEnv === 'production' && database.kind === 'pglite') {
+  app.log.warn(`ALLOW_EMBEDDED_DATABASE=true in production: one instance only, on the embedded database in ${config.dataDir}`);
+}
+
+// One line says where it listens, where the docs are, and which database and mail it uses.
+// (Fastify logs one line per address; listening on 0.0.0.0 gives one more per network interface.)
+let described = false;
+const listenTextResolver = (address: string) => {
+  if (described) return `Server listening at ${address} too`;
+  described = true;
+  return `Server listening at ${address}; docs at ${address}/docs; database: ${describeDatabase(config)}; mail: ${describeMail(config)}`;
+};
+
 try {
-  await app.listen({ port: config.port, host: config.host });
+  await app.listen({ port: config.port, host: config.host, listenTextResolver });
 } catch (err) {
   app.log.error({ err }, 'could not start');
   await database.close();
   process.exit(1);
+}
+
+/** The database, without its password. */
+function describeDatabase(c: Readonly<Config>): string {
+  if (c.databaseUrl === 'memory://') return 'embedded PGlite, in memory';
+  if (!c.databaseUrl) return `embedded PGlite in ${c.dataDir}`;
+  const u = new URL(c.databaseUrl);
+  return `PostgreSQL at ${u.hostname}:${u.port || 5432}${u.pathname}`;
+}
+
+function describeMail(c: Readonly<Config>): string {
+  if (c.emailTransport === 'log') return 'written to the log (EMAIL_TRANSPORT=log), not sent';
+  const u = new URL(c.smtpUrl!);
+  return `SMTP via ${u.protocol}//${u.hostname}:${u.port || (u.protocol === 'smtps:' ? 465 : 587)}`;
 }

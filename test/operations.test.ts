@@ -221,3 +221,104 @@ t.test('security events: email_changed, password_set and rate_limited', async (t
   t.equal(line?.client.ip, '127.0.0.1');
   await sleep(0);
 });
+
+/** Parses a Prometheus text exposition into `name{labels}` → value. */
+function parseMetrics(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const i = line.lastIndexOf(' ');
+    out.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return out;
+}
+
+t.test('GET /metrics', async (t) => {
+  const METRICS_TOKEN = 'metrics-token-0123456789';
+  const m = await buildTestApp(t, { env: { METRICS_TOKEN, RATE_LIMIT_MAX: '3', REFRESH_TOKEN_REUSE_INTERVAL: '0' } });
+  const scrape = async () => {
+    const res = await m.app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
+    t.equal(res.statusCode, 200, 'scrape: 200');
+    return parseMetrics(res.body);
+  };
+  const value = (metrics: Map<string, number>, key: string) => metrics.get(key) ?? 0;
+
+  await t.test('only to Authorization: Bearer <METRICS_TOKEN>; no route at all without METRICS_TOKEN', async (t) => {
+    for (const authorization of [undefined, 'Bearer wrong-token-0123456789', `Basic ${METRICS_TOKEN}`, `Bearer ${METRICS_TOKEN}x`]) {
+      const res = await m.app.inject({ method: 'GET', url: '/metrics', headers: authorization ? { authorization } : {} });
+      t.equal(res.statusCode, 401, `${authorization ?? 'no header'}: 401`);
+      t.equal(JSON.parse(res.body).code, 'unauthenticated');
+    }
+    const ok = await m.app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
+    t.equal(ok.statusCode, 200);
+    t.match(String(ok.headers['content-type']), /^text\/plain; version=0\.0\.4/, 'the Prometheus text format');
+    t.equal((await get(h.app, '/metrics')).status, 404, 'METRICS_TOKEN unset: 404');
+    const doc = (await get(m.app, '/openapi.json')).body;
+    t.notOk(doc.paths['/metrics'], 'not in the API document');
+  });
+
+  await t.test('each metric changes as the flows run', async (t) => {
+    const before = await scrape();
+    const user = await verifiedUser(m); // register (hash), activation email, verify, login (verify)
+    await post(m.app, '/token', { email: user.email, password: 'wrong password here' });
+    const spent = user.refreshToken;
+    t.equal((await post(m.app, '/token/refresh', { refreshToken: spent })).status, 200);
+    t.equal((await post(m.app, '/token/refresh', { refreshToken: spent })).status, 400, 'a replay');
+    for (let i = 0; i < 4; i++) await post(m.app, '/verify-account', { token: 'x'.repeat(43) });
+    await outboxSettled(m);
+    const after = await scrape();
+
+    const changed = (key: string, by?: number) => {
+      const delta = value(after, key) - value(before, key);
+      if (by === undefined) t.ok(delta > 0, `${key} rose (by ${delta})`);
+      else t.equal(delta, by, `${key} rose by ${by}`);
+    };
+    changed('http_requests_total{method="POST",route="/token",status="200"}', 1);
+    changed('http_requests_total{method="POST",route="/token",status="401"}', 1);
+    changed('http_requests_total{method="POST",route="/verify-account",status="429"}');
+    changed('http_request_duration_seconds_count{method="POST",route="/register",status="201"}', 1);
+    changed('http_request_duration_seconds_bucket{le="+Inf",method="POST",route="/register",status="201"}', 1);
+    changed('argon2_duration_seconds_count{operation="hash"}', 1);
+    changed('argon2_duration_seconds_count{operation="verify"}', 2);
+    changed('outbox_emails{status="sent"}', 1);
+    changed('outbox_send_duration_seconds_count{result="sent"}', 1);
+    changed('auth_login_failures_total{reason="wrong_password"}', 1);
+    changed('auth_rate_limited_total{route="/verify-account"}');
+    changed('auth_refresh_token_reuse_detected_total', 1);
+    changed('auth_security_events_total{event="login_succeeded"}', 1);
+    t.equal(value(after, 'argon2_operations_in_flight'), 0, 'no hash in flight at rest');
+    t.ok(value(after, 'db_pool_connections_max') >= 1, 'the pool size');
+    t.notOk([...after.keys()].some((k) => k.includes('/nope') || k.includes('x'.repeat(43))), 'no raw URL in a label');
+  });
+
+  await t.test('hashes in flight and database connections in use are seen while they happen', async (t) => {
+    // A slow hash (high iteration count) and a scrape while it runs.
+    const slow = await buildTestApp(t, { env: { METRICS_TOKEN, ARGON2_ITERATIONS: '60' } });
+    const scrapeSlow = async () =>
+      parseMetrics((await slow.app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).body);
+    const login = post(slow.app, '/token', { email: 'nobody@example.com', password: 'wrong password here' });
+    let inFlight = 0;
+    for (let i = 0; i < 200 && inFlight === 0; i++) {
+      inFlight = value(await scrapeSlow(), 'argon2_operations_in_flight');
+      if (!inFlight) await sleep(2);
+    }
+    await login;
+    t.ok(inFlight >= 1, `argon2_operations_in_flight was ${inFlight} during a login`);
+    t.equal(value(await scrapeSlow(), 'argon2_operations_in_flight'), 0, 'and 0 after');
+
+    // A transaction holds a connection for as long as it is open.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let open!: () => void;
+    const opened = new Promise<void>((resolve) => (open = resolve));
+    const tx = slow.db.db.transaction(async () => {
+      open();
+      await held;
+    });
+    await opened;
+    const during = await scrapeSlow();
+    release();
+    await tx;
+    t.ok(value(during, 'db_pool_connections_in_use') >= 1, 'db_pool_connections_in_use ≥ 1 while a transaction is open');
+  });
+});

@@ -79,6 +79,8 @@ export function createMetrics(): Metrics {
   });
 
   let outboxDepth: (() => Promise<Record<string, number>>) | undefined;
+  let lastDepth: Record<string, number> = {};
+  let refreshing: Promise<void> | undefined;
   new Gauge({
     name: 'outbox_emails',
     help: 'Emails in the outbox, by status (pending, sent, failed).',
@@ -86,9 +88,14 @@ export function createMetrics(): Metrics {
     registers,
     async collect() {
       if (!outboxDepth) return;
+      // A scrape never fails, and never waits long, because of the database: it waits up to
+      // 250 ms for a fresh count, else reports the last one (the count keeps running).
+      refreshing ??= outboxDepth()
+        .then((depth) => void (lastDepth = depth), () => {})
+        .finally(() => (refreshing = undefined));
+      await Promise.race([refreshing, new Promise((resolve) => setTimeout(resolve, 250).unref())]);
       this.reset();
-      const depth = await outboxDepth().catch(() => undefined); // a scrape must not fail with the database
-      for (const [status, n] of Object.entries(depth ?? {})) this.set({ status }, n);
+      for (const [status, n] of Object.entries({ pending: 0, sent: 0, failed: 0, ...lastDepth })) this.set({ status }, n);
     },
   });
   let pool: PoolStats | undefined;

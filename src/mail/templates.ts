@@ -51,8 +51,17 @@ const hello = (name: string | null) => {
   const shown = displayName(name);
   return shown ? `Hello ${shown},` : 'Hello,';
 };
-const hours = (seconds: number) =>
-  seconds % 86400 === 0 ? `${seconds / 86400} day(s)` : seconds % 3600 === 0 ? `${seconds / 3600} hour(s)` : `${Math.ceil(seconds / 60)} minute(s)`;
+/** A lifetime as a person says it: "7 days", "1 hour", "90 minutes", "1 day and 12 hours". */
+export function hours(seconds: number): string {
+  const unit = (n: number, one: string) => `${n} ${one}${n === 1 ? '' : 's'}`;
+  const days = Math.floor(seconds / 86400);
+  const h = Math.floor((seconds % 86400) / 3600);
+  const minutes = Math.ceil((seconds % 3600) / 60);
+  if (days && h && !minutes) return `${unit(days, 'day')} and ${unit(h, 'hour')}`;
+  if (days && !h && !minutes) return unit(days, 'day');
+  if (seconds % 3600 === 0) return unit(seconds / 3600, 'hour');
+  return unit(Math.ceil(seconds / 60), 'minute');
+}
 
 // To an unproven address: no name (account pre-hijacking, issue 7 items 2 and 7).
 export const activationEmail = (url: string, lifetime: number) =>

@@ -1,0 +1,38 @@
+// `npm start`: compiles src/ to dist/ when dist/ is missing or older than the sources, then runs
+// dist/server.js in this same process (so SIGTERM and Ctrl-C reach the server directly). This
+// keeps a fresh clone's `npm install && npm start` one line, while production runs the compiled
+// `node dist/server.js` with no TypeScript tooling installed at all.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+
+const root = new URL('..', import.meta.url).pathname;
+const stamp = join(root, 'dist', '.build-stamp');
+
+function newest(path) {
+  const s = statSync(path);
+  if (!s.isDirectory()) return s.mtimeMs;
+  return Math.max(0, ...readdirSync(path).map((name) => newest(join(path, name))));
+}
+
+const sources = Math.max(newest(join(root, 'src')), newest(join(root, 'tsconfig.json')), newest(join(root, 'tsconfig.build.json')));
+if (!existsSync(stamp) || statSync(stamp).mtimeMs < sources) {
+  let tsc;
+  try {
+    tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+  } catch {
+    if (!existsSync(join(root, 'dist', 'server.js'))) {
+      console.error('npm start: dist/ is missing and TypeScript is not installed: run `npm install` (with dev dependencies) or `npm run build`');
+      process.exit(1);
+    }
+  }
+  if (tsc) {
+    const started = Date.now();
+    const build = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit', cwd: root });
+    if (build.status !== 0) process.exit(build.status ?? 1);
+    writeFileSync(stamp, `${new Date().toISOString()}\n`);
+    console.error(`npm start: compiled src/ to dist/ in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  }
+}
+await import('../dist/server.js');
