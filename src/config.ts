@@ -1,4 +1,4 @@
-// The service's configuration: every variable of spec/API.md, parsed once from the environment
+// The service's configuration: every variable of the README's table, parsed once from the environment
 // into a frozen, typed object. Nothing else reads process.env. A bad value stops the start with
 // one message that names every bad variable, so an operator fixes them all in one go.
 import { parseKek } from './lib/kek.js';

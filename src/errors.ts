@@ -1,5 +1,5 @@
 // Every error a client can see, in one table: code → HTTP status → title → default message
-// (spec/API.md). Services throw AppError(code); one error handler (app.ts) turns it into an
+// (listed in the README, "Errors"). Services throw AppError(code); one error handler (app.ts) turns it into an
 // RFC 9457 problem document. Codes are stable and snake_case: clients branch on them.
 
 export const ERRORS = {

@@ -1,7 +1,7 @@
-// POST /archive-account, POST /delete-account, POST /update-account (spec/API.md "bearer, verified",
-// spec/BEHAVIOUR.md sections of the same names). Test names starting with "GA …" / "SDA …" are
+// POST /archive-account, POST /delete-account, POST /update-account (bearer, verified
+// accounts only). Test names starting with "GA …" / "SDA …" are
 // the counterparts of django-graphql-auth's and strawberry-django-auth's seed tests
-// (spec/SEED-TESTS.md: ArchiveAccount, DeleteAccount, UpdateAccount).
+// (ArchiveAccount, DeleteAccount, UpdateAccount).
 import { and, eq, inArray, ne } from 'drizzle-orm';
 import type { ParsedMail } from 'mailparser';
 import t, { type Test } from 'tap';

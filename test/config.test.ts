@@ -1,10 +1,10 @@
-// Configuration: every variable of API.md, parsed once; a bad value stops the start with one
+// Configuration: every variable of the README's table, parsed once; a bad value stops the start with one
 // message naming every bad variable.
 import { spawnSync } from 'node:child_process';
 import t from 'tap';
 import { ConfigError, loadConfig, parseDuration } from '../src/config.js';
 
-t.test('defaults are those of API.md', async (t) => {
+t.test('defaults are those of the README', async (t) => {
   const c = loadConfig({});
   t.equal(c.port, 3000);
   t.equal(c.host, '127.0.0.1');

@@ -349,7 +349,7 @@ export async function outboxSettled(h: TestApp, timeoutMs = 10_000): Promise<voi
 }
 
 // ---------------------------------------------------------------------------------------------
-// Problem documents (RFC 9457, spec/API.md "Errors")
+// Problem documents (RFC 9457; the README's "Errors")
 
 /** Any answer with these members (a file's own request helper may add more). */
 interface Answer {

@@ -177,7 +177,7 @@ t.test(`JWT_PRIVATE_KEY from the environment, JWT_ISSUER and JWT_AUDIENCE set`, 
 
   t.test('an access token whose exp is in the past', async (t) => {
     const past = { ...real.payload, iat: nowSeconds(h) - 600, exp: nowSeconds(h) - 1 };
-    // Well-signed and expired: spec/BEHAVIOUR.md "token/verify" answers expired_token.
+    // Well-signed and expired: /token/verify answers expired_token.
     await assertRefused(t, h.app, signEd25519(real.header, past, serviceKey), 'well-signed, exp in the past', 'expired_token');
     // Expired and forged: the signature is checked first, so the answer is invalid_token.
     const { privateKey } = generateKeyPairSync('ed25519');

@@ -1,5 +1,5 @@
 // POST /token (ObtainJSONWebTokenMixin) and GET /me: what a client sees when it logs in and uses
-// its access token. Spec: API.md (endpoints, TokenOutput, errors) and BEHAVIOUR.md (POST /token).
+// its access token. The contract: the README and the OpenAPI document (TokenOutput, errors).
 import t, { type Test } from 'tap';
 import {
   assertProblem,
@@ -38,7 +38,7 @@ async function getWithAuth(h: TestApp, authorization: string | undefined) {
   return { status: res.statusCode, headers: res.headers, body: safeJson(res.body), raw: res.body } as Res;
 }
 
-/** A full TokenOutput of a fresh login (API.md "Response shapes", "Access token claims"). */
+/** A full TokenOutput of a fresh login (its members and the access token's claims). */
 function assertTokenOutput(t: Test, h: TestApp, res: Res, account: { id?: string; email: string; username: string }) {
   t.equal(res.status, 200, 'login answers 200');
   t.match(String(res.headers['cache-control']), /no-store/, 'Cache-Control: no-store');

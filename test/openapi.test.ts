@@ -1,7 +1,7 @@
 // The OpenAPI document as a contract (issue 11): named components with descriptions and working
 // examples, per-status problem codes, 500/503 everywhere, documented headers, explicit security,
 // the committed document covering every configuration and the served one narrowed to the running
-// configuration. Spec: API.md ("Endpoints", "Errors"); README "The OpenAPI document".
+// configuration. The contract: README "The OpenAPI document".
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
@@ -11,7 +11,7 @@ import { buildTestApp, get, makeDatabase, post, uniqueUser } from './helpers.js'
 
 type Doc = any;
 
-// Every endpoint of API.md's table but the two that serve the documentation itself.
+// Every endpoint of the API but the two that serve the documentation itself.
 const API_ENDPOINTS: [method: 'get' | 'post', path: string][] = [
   ['post', '/register'],
   ['post', '/verify-account'],

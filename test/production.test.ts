@@ -3,7 +3,7 @@
 // production command runs the compiled JavaScript in dist/ with no TypeScript tooling.
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -156,4 +156,43 @@ t.test('tsx is a development dependency only: `npm ls tsx --omit=dev` is empty',
   t.same(JSON.parse(ls.stdout).dependencies ?? {}, {}, 'no production path to tsx');
   const typescript = spawnSync('npm', ['ls', 'typescript', '--omit=dev', '--json'], { encoding: 'utf8' });
   t.same(JSON.parse(typescript.stdout).dependencies ?? {}, {}, 'nor to typescript');
+});
+
+t.test('.env.example lists every variable the configuration reads', async (t) => {
+  const read = new Set<string>();
+  const env = new Proxy({} as Record<string, string | undefined>, {
+    get(_target, name) {
+      if (typeof name === 'string') read.add(name);
+      return undefined;
+    },
+  });
+  loadConfig(env);
+  loadConfig(new Proxy({ JWT_ALGORITHM: 'HS256', JWT_SECRET: 'x'.repeat(32) } as Record<string, string | undefined>, {
+    get(target, name) {
+      if (typeof name === 'string') read.add(name);
+      return target[name as string];
+    },
+  }));
+  const listed = new Set([...readFileSync('.env.example', 'utf8').matchAll(/^#?\s*([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]));
+  const missing = [...read].filter((name) => !listed.has(name));
+  t.same(missing, [], 'every variable read is in .env.example');
+  t.ok(read.size >= 40, `${read.size} variables read`);
+});
+
+t.test('no source comment cites a file outside the repository', async (t) => {
+  const outside = /\b(spec\/|design\/|BEHAVIOUR\.md|API\.md|STACK\.md|ARCHITECTURE\.md|SEED-TESTS\.md|\/work\/)/;
+  const offenders: string[] = [];
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else if (/\.(ts|mjs|js)$/.test(entry.name)) {
+        readFileSync(path, 'utf8')
+          .split('\n')
+          .forEach((line, i) => outside.test(line) && offenders.push(`${path}:${i + 1}: ${line.trim()}`));
+      }
+    }
+  };
+  for (const dir of ['src', 'test', 'scripts']) walk(dir);
+  t.same(offenders.filter((o) => !o.startsWith('test/production.test.ts')), []);
 });

@@ -1,7 +1,7 @@
 // The service surface: health, the Swagger UI (the document: openapi.test.ts), the generic errors every endpoint
 // shares (404, 405, 413, 415, malformed bodies, rate limiting), that no response ever carries a
 // password hash or a token hash, and that nothing a client sends produces a 500.
-// Spec: API.md ("Endpoints", "Errors", "Response shapes").
+// The contract: every endpoint, the errors and the response shapes of the README and the OpenAPI document.
 import t from 'tap';
 import { emailTokens, refreshTokens, users } from '../src/db/schema.js';
 import type { App } from '../src/routes/types.js';

@@ -1,5 +1,5 @@
 // POST /token/verify, /token/refresh, /token/revoke and GET /.well-known/jwks.json
-// (spec/BEHAVIOUR.md "token/verify", "token/refresh", "token/revoke", "Sessions and revocation").
+// (the README's "Log in, who am I, tokens", and the refresh-token rotation and revocation rules).
 import { createHmac, createPublicKey, verify as cryptoVerify, type JsonWebKey } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import t, { type Test } from 'tap';

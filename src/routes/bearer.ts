@@ -1,5 +1,5 @@
 // The guard of bearer endpoints. It runs in onRequest, before the body is even read, so that an
-// unauthenticated caller learns nothing about the body's validity (spec/API.md: 401 before 400).
+// unauthenticated caller learns nothing about the body's validity (401 before 400).
 // `Authorization: Bearer <jwt>`, or `JWT <jwt>` as django-graphql-jwt sends it.
 import type { FastifyRequest } from 'fastify';
 import type { UserRow } from '../db/schema.js';

@@ -82,7 +82,7 @@ export async function peekTokenOwner(ctx: Context, token: string, purpose: Email
 }
 
 /**
- * Locks the token and checks it, in the order of spec/BEHAVIOUR.md: unknown or of another purpose →
+ * Locks the token and checks it, in this order: unknown or of another purpose →
  * invalid_token; `check(user)` may then throw its own error (already_verified…); used, or its
  * account inactive → invalid_token; past its lifetime → expired_token. Marks it used and returns
  * its account; the caller makes its change in the same transaction.

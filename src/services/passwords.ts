@@ -74,7 +74,7 @@ export async function changePassword(
   user: UserRow,
   input: { oldPassword: string } & NewPassword,
 ): Promise<TokenOut> {
-  // spec/API.md's order for bearer endpoints: the body (the new password's rules too), then
+  // The order of every bearer endpoint (README, "Bearer endpoints"): the body (the new password's rules too), then
   // verified, then the password confirmation.
   checkRules(ctx, input, user);
   requireVerified(user);

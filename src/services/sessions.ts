@@ -118,8 +118,8 @@ export async function revoke(ctx: Context, refreshToken: string): Promise<{ revo
   return { revoked: unixSeconds(now) };
 }
 
-// Every bearer request runs this query: build its SQL once per database (design/STACK.md
-// measured Drizzle's per-call query building at several times the query itself).
+// Every bearer request runs this query: build its SQL once per database (Drizzle's
+// per-call query building was measured at several times the cost of the query itself).
 const sessionUserQueries = new WeakMap<Db, ReturnType<typeof buildSessionUserQuery>>();
 const buildSessionUserQuery = (db: Db) =>
   db
