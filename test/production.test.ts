@@ -61,7 +61,7 @@ t.test('the process exits 1 with one clear line (no stack) on each production ra
   for (const [label, env, pattern] of [
     ['no SMTP_URL', { ...PRODUCTION, DATABASE_URL: PG }, /^Invalid configuration: SMTP_URL: required in production/],
     ['the embedded database', { ...PRODUCTION, SMTP_URL: 'smtp://mail:587' }, /^Invalid configuration: DATABASE_URL: required in production/],
-    ['no signing key', { NODE_ENV: 'production', SMTP_URL: 'smtp://mail:587', DATABASE_URL: PG }, /^Invalid configuration: JWT_PRIVATE_KEY: required in production/],
+    ['no signing key', { NODE_ENV: 'production', SMTP_URL: 'smtp://mail:587', DATABASE_URL: PG }, /^Invalid configuration: JWT_PRIVATE_KEY or KEY_ENCRYPTION_KEY: required in production/],
   ] as const) {
     const run = runToExit(src, env);
     t.equal(run.status, 1, `${label}: exit 1`);
