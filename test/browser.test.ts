@@ -78,7 +78,7 @@ async function run() {
     const failures: string[] = [];
     page.on('console', (m) => m.type() === 'error' && failures.push(m.text()));
     await page.goto(`${frontOrigin}/?api=${encodeURIComponent(api.url)}`);
-    await page.waitForSelector('body[data-done="yes"]', { timeout: 30_000 });
+    await page.waitForSelector('body[data-done="yes"]', { timeout: 120_000 });
     const results = await page.evaluate(() => (window as unknown as { results: any }).results);
     await page.screenshot({ path: join(ARTIFACTS, 'front-end-cors.png'), fullPage: true });
     t.notOk(results.error, `no fetch failure (${results.error ?? ''}) ${failures.join('; ')}`);
@@ -96,7 +96,7 @@ async function run() {
     const page = await browser.newPage();
     // The same page, from 127.0.0.1 instead of localhost: another origin.
     await page.goto(`${frontOrigin.replace('localhost', '127.0.0.1')}/?api=${encodeURIComponent(api.url)}`);
-    await page.waitForSelector('body[data-done="yes"]', { timeout: 30_000 });
+    await page.waitForSelector('body[data-done="yes"]', { timeout: 120_000 });
     const results = await page.evaluate(() => (window as unknown as { results: any }).results);
     await page.screenshot({ path: join(ARTIFACTS, 'front-end-refused.png'), fullPage: true });
     t.match(results.error, /Failed to fetch/, 'the browser refuses: Failed to fetch');
@@ -138,7 +138,7 @@ async function tryItOut(page: import('playwright-core').Page, operationId: strin
   await textarea.fill(JSON.stringify(body, null, 2));
   await op.locator('button.execute').click();
   const status = op.locator('.live-responses-table .response .response-col_status').first();
-  await status.waitFor({ timeout: 30_000 });
+  await status.waitFor({ timeout: 120_000 });
   await op.scrollIntoViewIfNeeded();
   return {
     status: (await status.innerText()).trim().split(/\s/)[0],
@@ -176,11 +176,11 @@ async function startService(env: Record<string, string>): Promise<Service> {
   let output = '';
   child.stdout!.on('data', (d) => (output += d));
   child.stderr!.on('data', (d) => (output += d));
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + 240_000; // generous: a loaded CI machine starts slowly
   for (;;) {
     const m = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
     if (m) return { child, url: m[1] };
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`server did not start:\n${output}`);
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`server did not start (exit code ${child.exitCode}): ${output.slice(-1500).replace(/\n/g, " | ")}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }

@@ -48,7 +48,7 @@ function runToExit(args: string[], env: Record<string, string>) {
     const run = spawnSync(process.execPath, args, {
       env: { PATH: process.env.PATH, DATA_DIR: dataDir, PORT: '0', ...env },
       encoding: 'utf8',
-      timeout: 60_000,
+      timeout: 240_000,
     });
     return { status: run.status, stdout: run.stdout, stderr: run.stderr };
   } finally {
@@ -85,11 +85,11 @@ async function start(args: string[], env: Record<string, string>): Promise<Runni
   child.stdout!.on('data', (d) => (output += d));
   child.stderr!.on('data', (d) => (output += d));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + 240_000; // generous: a loaded CI machine starts slowly
   for (;;) {
     const m = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
     if (m) return { child, url: m[1], output: () => output, exited };
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`server did not start:\n${output}`);
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`server did not start (exit code ${child.exitCode}): ${output.slice(-1500).replace(/\n/g, " | ")}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }

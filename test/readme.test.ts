@@ -33,7 +33,7 @@ t.test('the README walk-through runs top to bottom as written', { skip: !jq && '
   });
   child.stderr!.on('data', (d) => (output += d));
   let url: string | undefined;
-  for (const deadline = Date.now() + 60_000; !url && Date.now() < deadline; ) {
+  for (const deadline = Date.now() + 240_000; !url && Date.now() < deadline; ) {
     url = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output)?.[1];
     if (!url) await new Promise((r) => setTimeout(r, 50));
   }
