@@ -11,6 +11,7 @@ export const OPERATIONS = {
   archiveAccount: { method: 'post', path: '/archive-account', security: ['bearerAuth'] },
   deleteAccount: { method: 'post', path: '/delete-account', security: ['bearerAuth'] },
   updateAccount: { method: 'post', path: '/update-account', security: ['bearerAuth'] },
+  confirmEmailChange: { method: 'post', path: '/confirm-email-change', security: [] },
   verifyToken: { method: 'post', path: '/token/verify', security: [] },
   refreshToken: { method: 'post', path: '/token/refresh', security: [] },
   revokeToken: { method: 'post', path: '/token/revoke', security: [] },

@@ -151,9 +151,29 @@ export interface paths {
         put?: never;
         /**
          * Update the account
-         * @description Verified accounts only. Any subset of the fields of UPDATE_FIELDS; a field left out stays as it is, any other field is a 400. A new email makes the account unverified and gets an activation email. (UpdateAccountMixin)
+         * @description Verified accounts only. Any subset of the fields of UPDATE_FIELDS; a field left out stays as it is, any other field is a 400. A new `email` needs the current `password` in the same body (`invalid_password` on `errors.password`) and is only pending: the account keeps its address, and stays verified, until the link emailed to the new address is posted to /confirm-email-change; the current address is told. A taken address answers exactly as a free one (its owner gets nothing). This differs from API.md, where a new email applied at once and unverified the account (hardening issue, item 1). (UpdateAccountMixin)
          */
         post: operations["updateAccount"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/confirm-email-change": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Confirm a new email address with the token emailed to it
+         * @description Moves the account to the address the token was sent to (when `email` is in UPDATE_FIELDS); the account stays verified. The token works once. Of several pending changes the last confirmed wins; `unique` (409) when another account took the address meanwhile. Links sent to the old address die, and the old address is told. A password change cancels pending changes.
+         */
+        post: operations["confirmEmailChange"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1092,6 +1112,8 @@ export interface components {
              * @description An email address.
              */
             email?: string;
+            /** @description The current password: required with `email`. */
+            password?: string;
         };
         /**
          * @description The account as updated.
@@ -1113,6 +1135,15 @@ export interface components {
          */
         UpdateAccountResponse: {
             user: components["schemas"]["User"];
+        };
+        /**
+         * @description The token of an email-change confirmation (the {token} of EMAIL_CHANGE_URL).
+         * @example {
+         *       "token": "n3Vd8QkP2xLs7RtY1bWc5HjM9aZe4UfG6iO0pKqTyXs"
+         *     }
+         */
+        ConfirmEmailChangeRequest: {
+            token: string;
         };
         /**
          * @description An access token to check (not a refresh token).
@@ -1615,11 +1646,11 @@ export interface operations {
             201: {
                 headers: {
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1680,11 +1711,11 @@ export interface operations {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1739,11 +1770,11 @@ export interface operations {
             204: {
                 headers: {
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1802,11 +1833,11 @@ export interface operations {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1861,11 +1892,11 @@ export interface operations {
             202: {
                 headers: {
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1914,11 +1945,11 @@ export interface operations {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1973,11 +2004,11 @@ export interface operations {
             200: {
                 headers: {
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2050,11 +2081,11 @@ export interface operations {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2169,11 +2200,11 @@ export interface operations {
             204: {
                 headers: {
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2246,11 +2277,11 @@ export interface operations {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2305,11 +2336,11 @@ export interface operations {
             204: {
                 headers: {
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2382,11 +2413,11 @@ export interface operations {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2440,13 +2471,19 @@ export interface operations {
             /** @description Updated. */
             200: {
                 headers: {
+                    /** @description Requests allowed per window for this client on this route. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["UpdateAccountResponse"];
                 };
             };
-            /** @description The request, a token or a password is not valid (see `code` and `errors`). Codes: `validation_failed`. */
+            /** @description The request, a token or a password is not valid (see `code` and `errors`). Codes: `validation_failed`, `invalid_password`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2454,7 +2491,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @enum {unknown} */
-                        code: "validation_failed";
+                        code: "validation_failed" | "invalid_password";
                     };
                 };
             };
@@ -2520,6 +2557,148 @@ export interface operations {
                     };
                 };
             };
+            /** @description Too many requests: wait `Retry-After` seconds (also `retryAfter` in the body). Codes: `rate_limited`. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    /** @description Requests allowed per window for this client on this route. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "rate_limited";
+                    };
+                };
+            };
+            /** @description An unexpected error on the service side; nothing about it is revealed. Codes: `internal_error`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "internal_error";
+                    };
+                };
+            };
+            /** @description The service or its database is unavailable, or it is shutting down: try again later (`Retry-After` when known). Codes: `service_unavailable`. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "service_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    confirmEmailChange: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ConfirmEmailChangeRequest"];
+            };
+        };
+        responses: {
+            /** @description The address is changed. */
+            204: {
+                headers: {
+                    /** @description Requests allowed per window for this client on this route. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request, a token or a password is not valid (see `code` and `errors`). Codes: `validation_failed`, `invalid_token`, `expired_token`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "validation_failed" | "invalid_token" | "expired_token";
+                    };
+                };
+            };
+            /** @description Conflicts with the state of an account. Codes: `unique`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "unique";
+                    };
+                };
+            };
+            /** @description The body is too large. Codes: `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "payload_too_large";
+                    };
+                };
+            };
+            /** @description The body is not JSON. Codes: `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description Too many requests: wait `Retry-After` seconds (also `retryAfter` in the body). Codes: `rate_limited`. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    /** @description Requests allowed per window for this client on this route. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "rate_limited";
+                    };
+                };
+            };
             /** @description An unexpected error on the service side; nothing about it is revealed. Codes: `internal_error`. */
             500: {
                 headers: {
@@ -2564,6 +2743,12 @@ export interface operations {
             /** @description The token is valid and its session alive. */
             200: {
                 headers: {
+                    /** @description Requests allowed per window for this client on this route. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2603,6 +2788,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @enum {unknown} */
                         code: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description Too many requests: wait `Retry-After` seconds (also `retryAfter` in the body). Codes: `rate_limited`. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    /** @description Requests allowed per window for this client on this route. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "rate_limited";
                     };
                 };
             };
@@ -2650,6 +2855,12 @@ export interface operations {
             /** @description Refreshed: the next refresh token. */
             200: {
                 headers: {
+                    /** @description Requests allowed per window for this client on this route. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2689,6 +2900,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @enum {unknown} */
                         code: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description Too many requests: wait `Retry-After` seconds (also `retryAfter` in the body). Codes: `rate_limited`. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    /** @description Requests allowed per window for this client on this route. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "rate_limited";
                     };
                 };
             };
@@ -2736,6 +2967,12 @@ export interface operations {
             /** @description Revoked. */
             200: {
                 headers: {
+                    /** @description Requests allowed per window for this client on this route. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2775,6 +3012,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @enum {unknown} */
                         code: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description Too many requests: wait `Retry-After` seconds (also `retryAfter` in the body). Codes: `rate_limited`. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    /** @description Requests allowed per window for this client on this route. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "rate_limited";
                     };
                 };
             };
@@ -2871,11 +3128,11 @@ export interface operations {
             202: {
                 headers: {
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2924,11 +3181,11 @@ export interface operations {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2983,11 +3240,11 @@ export interface operations {
             204: {
                 headers: {
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -3034,11 +3291,11 @@ export interface operations {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3093,11 +3350,11 @@ export interface operations {
             204: {
                 headers: {
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -3156,11 +3413,11 @@ export interface operations {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3215,11 +3472,11 @@ export interface operations {
             200: {
                 headers: {
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3294,11 +3551,11 @@ export interface operations {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3506,11 +3763,11 @@ export interface operations {
             200: {
                 headers: {
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3549,11 +3806,11 @@ export interface operations {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3608,11 +3865,11 @@ export interface operations {
             201: {
                 headers: {
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3687,11 +3944,11 @@ export interface operations {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3745,11 +4002,11 @@ export interface operations {
             200: {
                 headers: {
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3800,11 +4057,11 @@ export interface operations {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3858,11 +4115,11 @@ export interface operations {
             204: {
                 headers: {
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -3935,11 +4192,11 @@ export interface operations {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3997,11 +4254,11 @@ export interface operations {
             200: {
                 headers: {
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4088,11 +4345,11 @@ export interface operations {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4146,11 +4403,11 @@ export interface operations {
             200: {
                 headers: {
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4225,11 +4482,11 @@ export interface operations {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4283,11 +4540,11 @@ export interface operations {
             200: {
                 headers: {
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4362,11 +4619,11 @@ export interface operations {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4420,11 +4677,11 @@ export interface operations {
             200: {
                 headers: {
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4499,11 +4756,11 @@ export interface operations {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4557,11 +4814,11 @@ export interface operations {
             200: {
                 headers: {
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4636,11 +4893,11 @@ export interface operations {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4694,11 +4951,11 @@ export interface operations {
             200: {
                 headers: {
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4773,11 +5030,11 @@ export interface operations {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4831,11 +5088,11 @@ export interface operations {
             200: {
                 headers: {
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4910,11 +5167,11 @@ export interface operations {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4968,11 +5225,11 @@ export interface operations {
             202: {
                 headers: {
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5059,11 +5316,11 @@ export interface operations {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5120,11 +5377,11 @@ export interface operations {
             200: {
                 headers: {
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5163,11 +5420,11 @@ export interface operations {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5221,11 +5478,11 @@ export interface operations {
             200: {
                 headers: {
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5312,11 +5569,11 @@ export interface operations {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5370,11 +5627,11 @@ export interface operations {
             200: {
                 headers: {
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5461,11 +5718,11 @@ export interface operations {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5516,11 +5773,11 @@ export interface operations {
             200: {
                 headers: {
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5547,11 +5804,11 @@ export interface operations {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5606,11 +5863,11 @@ export interface operations {
             200: {
                 headers: {
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5685,11 +5942,11 @@ export interface operations {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
