@@ -501,7 +501,7 @@ t.test('UPDATE_FIELDS=firstName,lastName,username,email', async (t) => {
     const other = await registerUser(h.app);
     const u = await verifiedUser(h);
     const res = await post(h.app, '/update-account', { email: other.email.toUpperCase(), password: PASSWORD }, u.token);
-    t.equal(res.status, 200, 'the same answer as for a free address (issue 7 item 1; API.md said 409)');
+    t.equal(res.status, 200, 'the same answer as for a free address (issue 7 item 1; the original contract said 409)');
     t.match(res.body.user, { email: u.email, verified: true });
     const row = await userRow(h, u.user.id);
     t.equal(row.email, u.email, 'email unchanged');

@@ -6,6 +6,7 @@ import { buildTestApp, get, outboxSettled, PASSWORD, post, registerUser, sleep, 
 const FRONTEND = 'https://app.example.com';
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 const TRACEPARENT = `00-${TRACE_ID}-00f067aa0ba902b7-01`;
+const CONFIRM_EMAIL_CHANGE_SUBJECT = 'Confirm your new email address';
 
 /** The security-event lines logged so far, optionally of one type. */
 const events = (h: TestApp, type?: string) => h.logs.filter((l) => typeof l.event === 'string' && (!type || l.event === type));
@@ -200,8 +201,13 @@ t.test('security events: email_changed, password_set and rate_limited', async (t
     env: { UPDATE_FIELDS: 'email,firstName', RATE_LIMIT_MAX: '2', ALLOW_PASSWORDLESS_REGISTRATION: 'true', SEND_PASSWORD_SET_EMAIL: 'true' },
   });
   const user = await verifiedUser(h2);
-  const changed = await post(h2.app, '/update-account', { email: `new-${user.email}` }, user.token);
+  // An email change takes effect when the new address confirms it (hardening: two steps).
+  const newEmail = `new-${user.email}`;
+  const changed = await post(h2.app, '/update-account', { email: newEmail, password: PASSWORD }, user.token);
   t.equal(changed.status, 200);
+  t.same(events(h2, 'email_changed'), [], 'nothing changed yet: the new address is pending');
+  const confirm = await h2.mail.waitForSubject(newEmail, CONFIRM_EMAIL_CHANGE_SUBJECT);
+  t.equal((await post(h2.app, '/confirm-email-change', { token: tokenIn(confirm) })).status, 204);
   t.same(events(h2, 'email_changed').map((l) => l.userId), [user.user.id]);
 
   const passwordless = await registerUser(h2.app, { password1: undefined, password2: undefined });

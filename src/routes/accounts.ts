@@ -177,7 +177,7 @@ export function accountRoutes(app: App, ctx: Context, api: Components): void {
         'stays as it is, any other field is a 400. A new `email` needs the current `password` in the same body ' +
         '(`invalid_password` on `errors.password`) and is only pending: the account keeps its address, and stays ' +
         'verified, until the link emailed to the new address is posted to /confirm-email-change; the current address ' +
-        'is told. A taken address answers exactly as a free one (its owner gets nothing). This differs from API.md, ' +
+        'is told. A taken address answers exactly as a free one (its owner gets nothing). This differs from the original contract, ' +
         'where a new email applied at once and unverified the account (hardening issue, item 1). (UpdateAccountMixin)',
       security: bearerSecurity,
       body: refAs<accounts.UpdateInput>(api.UpdateAccountRequest),

@@ -206,7 +206,7 @@ export type UpdateInput = Profile & { password?: string };
 export async function updateAccount(ctx: Context, user: UserRow, input: UpdateInput): Promise<{ user: UserOut }> {
   const { password, ...fields } = input;
   const changes = normalizeProfile(fields);
-  // The body first (spec/API.md's order for bearer endpoints), then verified, then the password.
+  // The body first (the contract's order for bearer endpoints), then verified, then the password.
   if (changes.email !== undefined && password === undefined) {
     throw fieldError('validation_failed', 'password', 'required', 'The current password is required to change the email address.');
   }

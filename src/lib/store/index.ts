@@ -1,4 +1,4 @@
-// The limits store: fixed-window counters that every instance of the service sees (ARCHITECTURE.md:
+// The limits store: fixed-window counters that every instance of the service sees (the house rule:
 // nothing that must hold across instances lives in process memory). Two implementations behind one
 // interface: Redis when REDIS_URL is set (redis.ts), otherwise the service's own database
 // (database.ts: PostgreSQL, shared by every instance; or the embedded PGlite, which has exactly one
