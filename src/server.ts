@@ -17,8 +17,18 @@ try {
   process.exit(1);
 }
 
-const database = await openDatabase(config.databaseUrl, config.dataDir);
-const app = await buildApp(config, database);
+// A database that cannot be reached, opened or migrated is an operator's problem, not a bug: one
+// structured line naming the database (never its password) and the reason, then exit 1.
+let database: Awaited<ReturnType<typeof openDatabase>> | undefined;
+let app: Awaited<ReturnType<typeof buildApp>>;
+try {
+  database = await openDatabase(config.databaseUrl, config.dataDir);
+  app = await buildApp(config, database);
+} catch (err) {
+  console.error(JSON.stringify({ level: 'fatal', time: Date.now(), msg: 'could not start: the database cannot be opened', database: describeDatabase(config), reason: reasonOf(err) }));
+  await database?.close().catch(() => {});
+  process.exit(1);
+}
 
 let closing = false;
 async function shutdown(signal: string) {
@@ -28,7 +38,7 @@ async function shutdown(signal: string) {
   const force = setTimeout(() => process.exit(1), 15_000).unref();
   try {
     await app.close();
-    await database.close();
+    await database!.close();
   } finally {
     clearTimeout(force);
   }
@@ -39,7 +49,7 @@ process.once('SIGINT', () => void shutdown('SIGINT'));
 if (config.nodeEnv === 'production' && config.emailTransport === 'log') {
   app.log.warn('EMAIL_TRANSPORT=log in production: emails, with their live links, are written to the log instead of being sent');
 }
-if (config.nodeEnv === 'production' && database.kind === 'pglite') {
+if (config.nodeEnv === 'production' && database!.kind === 'pglite') {
   app.log.warn(`ALLOW_EMBEDDED_DATABASE=true in production: one instance only, on the embedded database in ${config.dataDir}`);
 }
 
@@ -56,7 +66,7 @@ try {
   await app.listen({ port: config.port, host: config.host, listenTextResolver });
 } catch (err) {
   app.log.error({ err }, 'could not start');
-  await database.close();
+  await database!.close();
   process.exit(1);
 }
 
@@ -72,4 +82,14 @@ function describeMail(c: Readonly<Config>): string {
   if (c.emailTransport === 'log') return 'written to the log (EMAIL_TRANSPORT=log), not sent';
   const u = new URL(c.smtpUrl!);
   return `SMTP via ${u.protocol}//${u.hostname}:${u.port || (u.protocol === 'smtps:' ? 465 : 587)}`;
+}
+
+/** The driver's code and message of an error and its causes, without a stack. */
+function reasonOf(err: unknown): string {
+  const parts: string[] = [];
+  for (let e = err as { code?: unknown; message?: unknown; cause?: unknown } | undefined; e && parts.length < 4; e = e.cause as typeof e) {
+    const text = [typeof e.code === 'string' ? e.code : '', typeof e.message === 'string' ? e.message.split('\n')[0] : ''].filter(Boolean).join(' ');
+    if (text && !parts.includes(text)) parts.push(text);
+  }
+  return parts.join(': ') || String(err);
 }

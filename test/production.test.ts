@@ -72,6 +72,17 @@ t.test('the process exits 1 with one clear line (no stack) on each production ra
   }
 });
 
+t.test('a database that cannot be reached at start: one structured line naming it and the reason, exit 1, no stack', async (t) => {
+  const run = runToExit(['--import', 'tsx', 'src/server.ts'], { DATABASE_URL: 'postgres://postgres:secret-pw@127.0.0.1:1/authdb', SMTP_URL: 'smtp://mail:587' });
+  t.equal(run.status, 1, 'exit 1');
+  const lines = run.stderr.trim().split('\n');
+  t.equal(lines.length, 1, 'one line', { stderr: run.stderr });
+  const line = JSON.parse(lines[0]);
+  t.match(line, { level: 'fatal', msg: /database cannot be opened/, database: 'PostgreSQL at 127.0.0.1:1/authdb', reason: /ECONNREFUSED/ });
+  t.notMatch(run.stderr, /secret-pw/, 'never the password');
+  t.notMatch(run.stderr, /\n\s+at /, 'no stack');
+});
+
 interface Running {
   child: ChildProcess;
   url: string;
