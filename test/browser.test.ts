@@ -110,16 +110,19 @@ async function run() {
       await page.goto(`${docs}/docs`);
       const id = `swagger${host.replace(/\W/g, '')}${Date.now()}`;
       const password = 'correct horse battery staple';
-      const register = await tryItOut(page, 'operations-Account-register', {
-        email: `${id}@example.com`,
-        username: id,
-        password1: password,
-        password2: password,
-      });
+      // On the first host, the documented examples exactly as Swagger UI shows them (the first
+      // "Execute" a newcomer makes must work); on the second, fresh values (the example's
+      // account exists by then).
+      const asDocumented = host === '127.0.0.1';
+      const register = await tryItOut(
+        page,
+        'operations-Account-register',
+        asDocumented ? undefined : { email: `${id}@example.com`, username: id, password1: password, password2: password },
+      );
       await page.screenshot({ path: join(ARTIFACTS, `swagger-register-${host}.png`), fullPage: false });
       t.equal(register.status, '201', 'register executed: 201');
-      t.match(register.body, /"username": "swagger/, 'the response body is shown');
-      const login = await tryItOut(page, 'operations-Token-obtainToken', { username: id, password });
+      t.match(register.body, asDocumented ? /"username": / : /"username": "swagger/, 'the response body is shown');
+      const login = await tryItOut(page, 'operations-Token-obtainToken', asDocumented ? undefined : { username: id, password });
       await page.screenshot({ path: join(ARTIFACTS, `swagger-login-${host}.png`), fullPage: false });
       t.equal(login.status, '200', 'login executed: 200');
       t.match(login.body, /"tokenType": "Bearer"/);
@@ -129,13 +132,14 @@ async function run() {
   }
 }
 
-/** Opens an operation in Swagger UI, fills its body, executes it, and reads the live response. */
-async function tryItOut(page: import('playwright-core').Page, operationId: string, body: object) {
+/** Opens an operation in Swagger UI, fills its body (or keeps the documented example), executes it, and reads the live response. */
+async function tryItOut(page: import('playwright-core').Page, operationId: string, body: object | undefined) {
   const op = page.locator(`#${operationId}`);
   await op.locator('.opblock-summary').first().click();
   await op.locator('button.try-out__btn').click();
   const textarea = op.locator('textarea.body-param__text');
-  await textarea.fill(JSON.stringify(body, null, 2));
+  if (body) await textarea.fill(JSON.stringify(body, null, 2));
+  else await textarea.waitFor();
   await op.locator('button.execute').click();
   const status = op.locator('.live-responses-table .response .response-col_status').first();
   await status.waitFor({ timeout: 120_000 });
