@@ -193,7 +193,7 @@ t.test('rate_limited carries retryAfter, the Retry-After and rate-limit headers'
   const retryAfter: number | undefined = limited.problem.retryAfter;
   t.ok(retryAfter !== undefined && retryAfter > 0 && retryAfter <= 60, `retryAfter in seconds (${retryAfter})`);
   t.equal(limited.response.headers.get('retry-after'), String(retryAfter), 'the Retry-After header says the same');
-  for (const name of ['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset']) {
+  for (const name of ['ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset']) {
     t.ok(limited.response.headers.get(name) !== null, `${name}, as documented`);
   }
 });
