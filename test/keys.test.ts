@@ -218,7 +218,7 @@ t.test('a key-encryption key that does not open the stored keys stops the start,
 t.test('configuration: KEY_ENCRYPTION_KEY is 32 bytes; production needs static keys or a KEK', async (t) => {
   t.throws(() => loadConfig({ KEY_ENCRYPTION_KEY: 'short' }), /KEY_ENCRYPTION_KEY: expected 32 bytes/);
   t.throws(() => loadConfig({ NODE_ENV: 'production' }), /JWT_PRIVATE_KEY or KEY_ENCRYPTION_KEY/);
-  t.ok(loadConfig({ NODE_ENV: 'production', KEY_ENCRYPTION_KEY: randomBytes(32).toString('hex') }));
+  t.ok(loadConfig({ NODE_ENV: 'production', KEY_ENCRYPTION_KEY: randomBytes(32).toString('hex'), SMTP_URL: 'smtp://mail:587', DATABASE_URL: 'postgres://postgres@db:5432/auth' }));
   t.throws(() => loadConfig({ JWT_KEYS_RELOAD_INTERVAL: 'soon' }), /JWT_KEYS_RELOAD_INTERVAL/);
 });
 
