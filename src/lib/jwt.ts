@@ -30,15 +30,16 @@ export interface IssuedAccessToken {
 }
 
 export interface AccessTokens {
-  issue(subject: { userId: string; username: string | null; email: string | null }, session: { id: string; createdAt: Date }): IssuedAccessToken;
+  /** `at`: the issue time (default now); a login passes its session's start, so that origIat = iat. */
+  issue(subject: { userId: string; username: string | null; email: string | null }, session: { id: string; createdAt: Date }, at?: Date): IssuedAccessToken;
   /** The claims of a well-signed, unexpired token; AppError invalid_token / expired_token otherwise. */
   verify(token: string): Promise<AccessClaims>;
 }
 
 export function createAccessTokens(ring: KeyRing, config: Config['jwt'], now: Clock): AccessTokens {
   return {
-    issue(subject, session) {
-      const iat = unixSeconds(now());
+    issue(subject, session, at) {
+      const iat = unixSeconds(at ?? now());
       const payload: AccessClaims = {
         sub: subject.userId,
         sid: session.id,

@@ -38,11 +38,12 @@ export async function startSession(tx: Tx, ctx: Context, user: UserRow): Promise
     refreshToken = newToken();
     await tx.insert(refreshTokens).values({ sessionId: session.id, tokenHash: hashToken(refreshToken), createdAt: now });
   }
-  return tokensFor(ctx, user, session, refreshToken);
+  // Issued at the session's start: read twice, the clock could cross a second between the two.
+  return tokensFor(ctx, user, session, refreshToken, session.createdAt);
 }
 
-function tokensFor(ctx: Context, user: UserRow, session: typeof sessions.$inferSelect, refreshToken: string | undefined): Tokens {
-  const access = ctx.accessTokens.issue({ userId: user.id, username: user.username, email: user.email }, session);
+function tokensFor(ctx: Context, user: UserRow, session: typeof sessions.$inferSelect, refreshToken: string | undefined, at?: Date): Tokens {
+  const access = ctx.accessTokens.issue({ userId: user.id, username: user.username, email: user.email }, session, at);
   return {
     token: access.token,
     tokenType: 'Bearer',
