@@ -6,6 +6,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import postgres from 'postgres';
 import t from 'tap';
 import { loadConfig } from '../src/config.js';
 
@@ -141,7 +142,17 @@ t.test('npm run build compiles to dist/; `node dist/server.js` serves in product
 
 const pgUrl = process.env.TEST_DATABASE_URL;
 t.test('the start-up line names PostgreSQL and SMTP without their passwords', { skip: !pgUrl && 'needs TEST_DATABASE_URL (a PostgreSQL server)' }, async (t) => {
-  const url = pgUrl!;
+  // A database of its own: the shared one may hold signing secrets sealed by another run's key.
+  const admin = postgres(pgUrl!, { max: 1, onnotice: () => {} });
+  const name = `t_prod_${process.pid}_${Date.now()}`;
+  await admin.unsafe(`create database ${name}`);
+  t.teardown(async () => {
+    await admin.unsafe(`drop database if exists ${name} with (force)`);
+    await admin.end();
+  });
+  const fresh = new URL(pgUrl!);
+  fresh.pathname = `/${name}`;
+  const url = fresh.toString();
   const dataDir = mkdtempSync(join(tmpdir(), 'authservice-prod-'));
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
   const withPassword = new URL(url);
