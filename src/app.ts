@@ -5,7 +5,7 @@ import fastifyRateLimit from '@fastify/rate-limit';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyError } from 'fastify';
+import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Config } from './config.js';
 import { type Database, isDatabaseUnavailable } from './db/index.js';
 import { AppError, toProblem } from './errors.js';
@@ -162,17 +162,16 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
   });
   // Identifiers are NFKC-normalised before validation, so the rules (username characters, lengths)
   // hold for the value that is stored: full-width or ligature forms cannot smuggle in a space.
-  app.addHook('preValidation', async (request) => {
-    const body = request.body as Record<string, unknown> | null;
-    if (!body || typeof body !== 'object' || Array.isArray(body)) return;
-    for (const field of ['email', 'username']) {
-      if (typeof body[field] === 'string') body[field] = normalizeIdentifier(body[field] as string);
-    }
+  // Attached only to the routes whose body has such a field: bodiless requests pay nothing.
+  app.addHook('onRoute', (route) => {
+    const properties = (route.schema?.body as { properties?: Record<string, unknown> } | undefined)?.properties;
+    if (!properties || !IDENTIFIERS.some((field) => field in properties)) return;
+    route.preValidation = [normalizeIdentifiers, ...[route.preValidation ?? []].flat()];
   });
   // Answers about accounts and tokens are never cached by a browser or a proxy.
-  app.addHook('onSend', async (_request, reply, payload) => {
+  app.addHook('onSend', (_request, reply, payload, done) => {
     if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
-    return payload;
+    done(null, payload);
   });
 
   accountRoutes(app, ctx, api);
@@ -205,6 +204,18 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
     await limits.close();
   });
   return app;
+}
+
+const IDENTIFIERS = ['email', 'username'];
+
+function normalizeIdentifiers(request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
+  const body = request.body as Record<string, unknown> | null;
+  if (body && typeof body === 'object' && !Array.isArray(body)) {
+    for (const field of IDENTIFIERS) {
+      if (typeof body[field] === 'string') body[field] = normalizeIdentifier(body[field] as string);
+    }
+  }
+  done();
 }
 
 function rateLimited(after: string, ttlMs: number): AppError {

@@ -1,5 +1,5 @@
 // Housekeeping deletes rows that can no longer matter, and changes no answer a client gets.
-import { count } from 'drizzle-orm';
+import { count, sql } from 'drizzle-orm';
 import t from 'tap';
 import { emailTokens, outbox, refreshTokens, sessions } from '../src/db/schema.js';
 import { purgeStale } from '../src/services/housekeeping.js';
@@ -44,4 +44,38 @@ t.test('purgeStale removes ended sessions, spent email tokens and old sent email
   t.ok(later.emails >= 2, 'sent email older than a week');
   t.same(await rows(), { sessions: 0, refreshTokens: 0, emailTokens: 0, outbox: 0 });
   t.equal((await get(h.app, '/me', live.token)).status, 401);
+});
+
+t.test('purgeStale deletes in bounded batches until nothing stale is left', async (t) => {
+  const h = await buildTestApp(t);
+  const db = h.db.db;
+  const ended = [];
+  for (let i = 0; i < 5; i++) ended.push(await verifiedUser(h, { email: `batch${i}@example.com`, username: `batch${i}` }));
+  for (const u of ended) t.equal((await post(h.app, '/token/revoke', { refreshToken: u.refreshToken })).status, 200);
+  h.clock.advance(2 * 86400);
+  // A batch of 2 over 5 revoked sessions: three statements, every row gone.
+  const purged = await purgeStale(db, h.clock.now(), 2);
+  t.equal(purged.sessions, 5);
+  t.equal(purged.emailTokens, 5, 'the used activation tokens');
+  t.same(await purgeStale(db, h.clock.now(), 2), { sessions: 0, emailTokens: 0, emails: 0 });
+});
+
+// Regression: refresh_tokens.session_id had no index, so every session deleted by ON DELETE
+// CASCADE (housekeeping, account deletion) scanned the whole refresh_tokens table.
+t.test('every foreign key has an index that starts with its columns', async (t) => {
+  const h = await buildTestApp(t);
+  const result = await h.db.db.execute(sql`
+    select c.conrelid::regclass::text as "table", c.conname as "constraint"
+    from pg_constraint c
+    where c.contype = 'f'
+      and not exists (
+        select 1 from pg_index i
+        where i.indrelid = c.conrelid
+          and (i.indkey::int2[])[0:array_length(c.conkey, 1) - 1] = c.conkey
+      )`);
+  const rows = Array.isArray(result) ? result : (result as unknown as { rows: unknown[] }).rows;
+  t.same(rows, [], 'foreign keys without an index');
+  const fks = await h.db.db.execute(sql`select count(*)::int as n from pg_constraint where contype = 'f'`);
+  const n = (Array.isArray(fks) ? fks : (fks as unknown as { rows: { n: number }[] }).rows)[0] as { n: number };
+  t.ok(n.n >= 4, 'the check saw the foreign keys');
 });

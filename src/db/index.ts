@@ -3,9 +3,7 @@
 // migrations, applied here at start.
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { PGlite } from '@electric-sql/pglite';
-import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
-import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
+import type { PGlite } from '@electric-sql/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
 import postgres from 'postgres';
@@ -33,6 +31,8 @@ const MIGRATION_LOCK = 727_465_001;
 
 export async function openDatabase(url: string | undefined, dataDir: string): Promise<Database> {
   if (url && url !== 'memory://') return openPostgres(url);
+  // PGlite (WebAssembly, tens of MB) is loaded only when it is used: not in PostgreSQL mode.
+  const { PGlite } = await import('@electric-sql/pglite');
   let pg: PGlite;
   if (url === 'memory://') {
     pg = await PGlite.create();
@@ -45,6 +45,10 @@ export async function openDatabase(url: string | undefined, dataDir: string): Pr
 
 /** Wraps an open PGlite (tests pass a clone of a migrated template) and migrates it. */
 export async function usePglite(pg: PGlite): Promise<Database> {
+  const [{ drizzle: drizzlePglite }, { migrate: migratePglite }] = await Promise.all([
+    import('drizzle-orm/pglite'),
+    import('drizzle-orm/pglite/migrator'),
+  ]);
   // PGlite is a single connection in this process: no other instance can race the migration.
   await migratePglite(drizzlePglite(pg), { migrationsFolder: MIGRATIONS_FOLDER });
   const tracked = trackPool(pg, 1, ['query', 'transaction']);

@@ -42,7 +42,9 @@ export const sessions = pgTable(
     expiresAt: ts('expires_at').notNull(), // absolute end of the refresh chain
     revokedAt: ts('revoked_at'),
   },
-  (t) => [index('sessions_user_id_idx').on(t.userId)],
+  // sessions_ended_idx serves housekeeping's purge (LEAST skips a null revoked_at): without it each
+  // purge batch would scan the table.
+  (t) => [index('sessions_user_id_idx').on(t.userId), index('sessions_ended_idx').on(sql`least(${t.revokedAt}, ${t.expiresAt})`)],
 );
 
 // services/sessions.ts. Only the SHA-256 of a refresh token is stored. A token is rotated once
@@ -59,7 +61,13 @@ export const refreshTokens = pgTable(
     createdAt: ts('created_at').notNull(),
     rotatedAt: ts('rotated_at'),
   },
-  (t) => [uniqueIndex('refresh_tokens_hash_key').on(t.tokenHash), uniqueIndex('refresh_tokens_parent_key').on(t.parentId)],
+  // Every foreign key has an index: ON DELETE CASCADE from sessions looks refresh tokens up by
+  // session_id (without it, each deleted session scanned the whole table).
+  (t) => [
+    uniqueIndex('refresh_tokens_hash_key').on(t.tokenHash),
+    uniqueIndex('refresh_tokens_parent_key').on(t.parentId),
+    index('refresh_tokens_session_id_idx').on(t.sessionId),
+  ],
 );
 
 export const EMAIL_TOKEN_PURPOSES = ['activation', 'password_reset', 'password_set', 'email_change'] as const;
@@ -81,7 +89,11 @@ export const emailTokens = pgTable(
     expiresAt: ts('expires_at').notNull(),
     usedAt: ts('used_at'),
   },
-  (t) => [uniqueIndex('email_tokens_hash_key').on(t.tokenHash), index('email_tokens_user_id_idx').on(t.userId)],
+  (t) => [
+    uniqueIndex('email_tokens_hash_key').on(t.tokenHash),
+    index('email_tokens_user_id_idx').on(t.userId),
+    index('email_tokens_spent_idx').on(sql`least(${t.usedAt}, ${t.expiresAt})`), // housekeeping
+  ],
 );
 
 export const OUTBOX_STATUSES = ['pending', 'sent', 'failed', 'cancelled'] as const;
@@ -107,7 +119,13 @@ export const outbox = pgTable(
     createdAt: ts('created_at').notNull().defaultNow(),
     sentAt: ts('sent_at'),
   },
-  (t) => [index('email_outbox_due_idx').on(t.nextAttemptAt).where(sql`status = 'pending'`)],
+  (t) => [
+    index('email_outbox_due_idx').on(t.nextAttemptAt).where(sql`status = 'pending'`),
+    index('email_outbox_user_id_idx').on(t.userId), // the account delete's cascade
+    // housekeeping: old sent and old failed email
+    index('email_outbox_sent_idx').on(t.sentAt).where(sql`status = 'sent'`),
+    index('email_outbox_failed_idx').on(t.createdAt).where(sql`status = 'failed'`),
+  ],
 );
 
 export type UserRow = typeof users.$inferSelect;
