@@ -1,71 +1,398 @@
-// Benchmark: starts the service (production argon2 cost), makes a verified-enough account, then
-// runs autocannon against the hot endpoints. Usage:
-//   node scripts/bench.mjs                       # embedded PGlite in memory
-//   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test node scripts/bench.mjs
-// Loopback only; every run is bounded in time.
+// `npm run bench`: the service against its limits, measured side by side in one run.
+//
+// For each database (PostgreSQL when reachable, then the embedded PGlite default) it:
+//   1. seeds distinct accounts, sessions and refresh tokens through the API (a first process with a
+//      cheap argon2 cost, so that seeding thousands of sessions takes seconds);
+//   2. restarts the service with the production argon2 cost (a fresh process, as deployed) and
+//      starts a bare Fastify process with only the unavoidable crypto (scripts/bench-baseline.mjs);
+//   3. runs each row and its baseline alternately, BENCH_RUNS times, and reports medians.
+// Every request uses a different session's token; a refresh token is presented once (each
+// response's new token is the next request's), a registration is a new account.
+// CPU per request = the server process's CPU (all threads, /proc/<pid>/stat) plus, on PostgreSQL,
+// the CPU of the backends serving the benchmark's database, over the requests answered. The machine
+// is shared: CPU per request and ratios in the same run are the figures to trust, not req/s.
+//
+// Environment: BENCH_DATABASES=postgres,pglite  BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres
+//              BENCH_RUNS=5  BENCH_SECONDS=3  BENCH_SESSIONS=2000
+// Loopback only, random ports, every run bounded in time; the databases it creates are dropped.
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
+import postgres from 'postgres';
 
-const port = 3900 + Math.floor(Math.random() * 90);
-const base = `http://127.0.0.1:${port}`;
-const env = {
-  ...process.env,
-  PORT: String(port),
-  DATABASE_URL: process.env.DATABASE_URL ?? 'memory://',
-  DATA_DIR: mkdtempSync(join(tmpdir(), 'authservice-bench-')),
-  LOG_LEVEL: 'warn',
-  RATE_LIMIT_MAX: '0',
-  UV_THREADPOOL_SIZE: '4',
-};
-const server = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { env, stdio: ['ignore', 'inherit', 'inherit'] });
-const stop = () => server.kill('SIGTERM');
-process.on('exit', stop);
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 2000);
+const DATABASES = (process.env.BENCH_DATABASES ?? 'postgres,pglite').split(',');
+const ADMIN_URL = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const PASSWORD = 'correct horse battery staple';
+const TICK_MS = 1000 / 100; // /proc times are in clock ticks (USER_HZ = 100 on Linux)
+const THREADS = String(availableParallelism());
 
-async function waitUp() {
-  for (let i = 0; i < 120; i++) {
+const children = new Set();
+process.on('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+function cpuMsOf(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * TICK_MS; // utime + stime
+  } catch {
+    return 0; // a backend that ended
+  }
+}
+
+const rssMbOf = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024;
+
+function start(args, env, readyLine) {
+  const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  let out = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${args.join(' ')} did not start`)), 60_000);
+    child.stdout.on('data', (chunk) => {
+      out += chunk;
+      const match = readyLine.exec(out);
+      if (match) {
+        clearTimeout(timer);
+        resolve({ child, match });
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}: ${out.slice(-2000)}`)));
+  });
+}
+
+async function startService(env) {
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const started = performance.now();
+  const child = spawn(process.execPath, ['--require', './src/threadpool.cjs', '--import', 'tsx', 'src/server.ts'], {
+    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  children.add(child);
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 600; i++) {
+    if (child.exitCode !== null) throw new Error(`service exited with ${child.exitCode}`);
     try {
-      if ((await fetch(`${base}/health`)).ok) return;
+      if ((await fetch(`${base}/health`)).ok) return { child, base, startMs: performance.now() - started };
     } catch {}
-    await new Promise((r) => setTimeout(r, 250));
+    await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error('service did not start');
 }
 
-const json = (body, token) => ({
-  method: 'POST',
-  headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-  body: JSON.stringify(body),
-});
-
-function run(title, { path, ...opts }) {
-  return new Promise((resolve, reject) => {
-    autocannon({ url: base + path, connections: 20, duration: 10, ...opts }, (err, r) => {
-      if (err) return reject(err);
-      const non2xx = r.non2xx;
-      console.log(
-        `${title.padEnd(34)} ${String(Math.round(r.requests.average)).padStart(6)} req/s  p50 ${r.latency.p50} ms  p99 ${r.latency.p99} ms  (${r.requests.total} requests, ${non2xx} non-2xx)`,
-      );
-      resolve(r);
-    });
+function stop(child) {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null) return resolve();
+    child.once('exit', resolve);
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), 20_000).unref();
   });
 }
 
-try {
-  await waitUp();
-  const password = 'correct horse battery staple';
-  const reg = await (await fetch(`${base}/register`, json({ email: 'bench@example.com', username: 'bench', password1: password, password2: password }))).json();
-  const token = reg.token;
-  console.log(`node ${process.version}, database ${env.DATABASE_URL.startsWith('postgres') ? 'PostgreSQL' : 'PGlite (memory)'}, 20 connections, 10 s each`);
-  await run('GET /health', { path: '/health' });
-  await run('GET /.well-known/jwks.json', { path: '/.well-known/jwks.json' });
-  await run('GET /me (JWT + session lookup)', { path: '/me', headers: { authorization: `Bearer ${token}` } });
-  await run('POST /token/verify', { path: '/token/verify', ...json({ token }) });
-  await run('POST /token (argon2id verify)', { path: '/token', ...json({ email: 'bench@example.com', password }), connections: 4 });
-  await run('POST /token wrong password', { path: '/token', ...json({ email: 'bench@example.com', password: 'nope nope nope' }), connections: 4 });
-  await run('POST /token unknown account', { path: '/token', ...json({ email: 'nobody@example.com', password }), connections: 4 });
-} finally {
-  stop();
+// ---------------------------------------------------------------------------------------------
+// Seeding
+
+const post = async (base, path, body, token) => {
+  const res = await fetch(base + path, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: await res.json() };
+};
+
+async function pool(n, concurrency, work) {
+  const out = new Array(n);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < n) {
+        const i = next++;
+        out[i] = await work(i);
+      }
+    }),
+  );
+  return out;
 }
+
+const runId = randomBytes(3).toString('hex');
+let accounts = 0;
+async function registerAccount(base) {
+  const n = accounts++;
+  const res = await post(base, '/register', { email: `b${runId}${n}@example.com`, username: `b${runId}${n}`, password1: PASSWORD, password2: PASSWORD });
+  if (res.status !== 201 || !res.body.refreshToken) throw new Error(`seeding: register answered ${res.status} ${JSON.stringify(res.body)}`);
+  return { email: `b${runId}${n}@example.com`, token: res.body.token, refreshToken: res.body.refreshToken };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measuring
+
+/** One autocannon run; CPU of the server (and its PostgreSQL backends) over it. */
+async function measure(target, opts) {
+  const backends = target.backendPids ? await target.backendPids() : [];
+  const cpu0 = cpuMsOf(target.pid) + backends.reduce((s, p) => s + cpuMsOf(p), 0);
+  const result = await new Promise((resolve, reject) =>
+    autocannon({ duration: SECONDS, ...opts }, (err, r) => (err ? reject(err) : resolve(r))),
+  );
+  const after = target.backendPids ? await target.backendPids() : [];
+  const all = [...new Set([...backends, ...after])];
+  const cpu1 = cpuMsOf(target.pid) + all.reduce((s, p) => s + cpuMsOf(p), 0);
+  const ok = result['2xx'];
+  if (process.env.BENCH_DEBUG) console.error(opts.url, result.non2xx, result.errors, result.timeouts);
+  return {
+    ok,
+    errors: result.non2xx + result.errors + result.timeouts,
+    detail: `${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`,
+    rps: ok / SECONDS,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    cpuMs: ok ? (cpu1 - cpu0) / ok : NaN,
+  };
+}
+
+const median = (xs) => {
+  const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+  if (!s.length) return NaN;
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+function summarise(samples) {
+  return {
+    rps: median(samples.map((s) => s.rps)),
+    p50: median(samples.map((s) => s.p50)),
+    p99: median(samples.map((s) => s.p99)),
+    cpuMs: median(samples.map((s) => s.cpuMs)),
+    ok: samples.reduce((n, s) => n + s.ok, 0),
+    errors: samples.reduce((n, s) => n + s.errors, 0),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request makers: each request a different session, each refresh token once
+
+function bearerRequests(base, path, sessions, method = 'GET') {
+  let i = 0;
+  return {
+    url: base + path,
+    requests: [
+      {
+        method,
+        setupRequest: (req) => {
+          const token = sessions[i++ % sessions.length].token;
+          if (method === 'GET') return { ...req, headers: { authorization: `Bearer ${token}` } };
+          return { ...req, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token }) };
+        },
+      },
+    ],
+  };
+}
+
+function refreshRequests(base, chains) {
+  // One free list across runs: a chain cut off by the end of a run (its response never read)
+  // is never back in it.
+  const free = (chains.free ??= [...chains]);
+  return {
+    url: `${base}/token/refresh`,
+    requests: [
+      {
+        method: 'POST',
+        setupRequest: (req, context) => {
+          // A chain is in one request at a time; one cut off by the end of a run is never reused.
+          const chain = free.shift();
+          if (!chain) throw new Error('bench: out of refresh chains (raise BENCH_SESSIONS)');
+          context.chain = chain;
+          return { ...req, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ refreshToken: chain.refreshToken }) };
+        },
+        onResponse: (status, body, context) => {
+          const chain = context.chain;
+          if (!chain) return;
+          context.chain = undefined;
+          if (status !== 200) {
+            if (process.env.BENCH_DEBUG) console.error('refresh', status, body);
+            return; // counted as non-2xx; the chain is dropped
+          }
+          chain.refreshToken = JSON.parse(body).refreshToken;
+          free.push(chain);
+        },
+      },
+    ],
+  };
+}
+
+function loginRequests(base, users) {
+  let i = 0;
+  return {
+    url: `${base}/token`,
+    requests: [
+      {
+        method: 'POST',
+        setupRequest: (req) => ({ ...req, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: users[i++ % users.length].email, password: PASSWORD }) }),
+      },
+    ],
+  };
+}
+
+function registerRequests(base, path = '/register') {
+  let i = 0;
+  const prefix = randomBytes(3).toString('hex');
+  return {
+    url: base + path,
+    requests: [
+      {
+        method: 'POST',
+        setupRequest: (req) => {
+          const n = `r${prefix}${i++}`;
+          return { ...req, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: `${n}@example.com`, username: n, password1: PASSWORD, password2: PASSWORD }) };
+        },
+      },
+    ],
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// One database
+
+async function benchDatabase(kind, key) {
+  const dataDir = mkdtempSync(join(tmpdir(), 'authservice-bench-'));
+  let databaseUrl;
+  let admin;
+  let dbName;
+  if (kind === 'postgres') {
+    admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
+    try {
+      await admin`select 1`;
+    } catch (err) {
+      console.log(`PostgreSQL not reachable at ${ADMIN_URL} (${err.code ?? err.message}): skipped`);
+      await admin.end();
+      return [];
+    }
+    dbName = `bench_${randomBytes(4).toString('hex')}`;
+    await admin.unsafe(`create database ${dbName}`);
+    const u = new URL(ADMIN_URL);
+    u.pathname = `/${dbName}`;
+    databaseUrl = u.toString();
+  }
+  const label = kind === 'postgres' ? 'PostgreSQL' : 'embedded PGlite';
+  const env = {
+    NODE_ENV: 'development',
+    DATA_DIR: dataDir,
+    LOG_LEVEL: 'warn',
+    RATE_LIMIT_MAX: '0',
+    JWT_PRIVATE_KEY: key,
+    JWT_EXPIRATION_DELTA: '1h',
+    ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+  };
+  // postgres.js: pass every key, so an inherited DATABASE_URL cannot leak into the PGlite run.
+  if (!databaseUrl) env.DATABASE_URL = '';
+  const rows = [];
+  let service;
+  let baseline;
+  try {
+    // 1. Seeding, at a cheap argon2 cost. The first start on an empty DATA_DIR is timed.
+    const seeder = await startService({ ...env, ARGON2_MEMORY_KIB: '1024', ARGON2_ITERATIONS: '1' });
+    rows.push({ group: 'start', name: `first start, ${label} (empty database)`, value: `${(seeder.startMs / 1000).toFixed(2)} s to a first 200 on /health` });
+    const t0 = performance.now();
+    const seeded = await pool(SESSIONS, 8, () => registerAccount(seeder.base));
+    console.log(`${label}: ${SESSIONS} accounts and sessions seeded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    await stop(seeder.child);
+
+    // 2. The service at the production cost, and the baseline.
+    service = await startService(env);
+    await new Promise((r) => setTimeout(r, 1000));
+    rows.push({ group: 'memory', name: `RSS idle, ${label}`, value: `${rssMbOf(service.child.pid).toFixed(0)} MB` });
+    rows.push({ group: 'start', name: `restart, ${label} (existing database)`, value: `${(service.startMs / 1000).toFixed(2)} s` });
+    const { child: baseChild, match } = await start(['scripts/bench-baseline.mjs'], { JWT_PRIVATE_KEY: key, UV_THREADPOOL_SIZE: THREADS }, /port (\d+)/);
+    baseline = baseChild;
+    const baseUrl = `http://127.0.0.1:${match[1]}`;
+    const loginUsers = await pool(16, 4, () => registerAccount(service.base)); // production-cost hashes
+
+    const svc = {
+      pid: service.child.pid,
+      backendPids: admin ? async () => (await admin`select pid from pg_stat_activity where datname = ${dbName}`).map((r) => r.pid) : undefined,
+    };
+    const base = { pid: baseline.pid };
+    const half = Math.floor(seeded.length / 2);
+    const bearerSessions = seeded.slice(0, half);
+    const chains = seeded.slice(half).map((s) => ({ refreshToken: s.refreshToken }));
+
+    const table = [
+      { name: 'EdDSA verify alone (bare Fastify)', target: base, opts: () => ({ ...bearerRequests(baseUrl, '/jwt', bearerSessions), connections: 20 }), baselineOf: 'jwt' },
+      { name: `GET /me, ${label}`, target: svc, opts: () => ({ ...bearerRequests(service.base, '/me', bearerSessions), connections: 20 }), against: 'jwt' },
+      { name: `POST /token/verify, ${label}`, target: svc, opts: () => ({ ...bearerRequests(service.base, '/token/verify', bearerSessions, 'POST'), connections: 20 }), against: 'jwt' },
+      { name: `POST /token/refresh, ${label}, each token once`, target: svc, opts: () => ({ ...refreshRequests(service.base, chains), connections: 20 }), against: 'jwt' },
+      { name: 'argon2id verify alone, 4 connections', target: base, opts: () => ({ ...loginRequests(baseUrl, loginUsers), url: `${baseUrl}/argon2/verify`, connections: 4 }), baselineOf: 'verify' },
+      { name: `POST /token, right password, 4 connections, ${label}`, target: svc, opts: () => ({ ...loginRequests(service.base, loginUsers), connections: 4 }), against: 'verify' },
+      { name: 'argon2id hash alone, 8 connections', target: base, opts: () => ({ ...registerRequests(baseUrl, '/argon2/hash'), connections: 8 }), baselineOf: 'hash' },
+      { name: `POST /register, 8 connections, ${label}`, target: svc, opts: () => ({ ...registerRequests(service.base), connections: 8 }), against: 'hash' },
+    ];
+    // Warm both processes (JIT, pools, PostgreSQL's caches) before anything counts.
+    for (const row of table) await measureQuietly(row, 1);
+    const samples = new Map(table.map((row) => [row, []]));
+    // Alternate: run r of every row, then run r + 1, so that a noisy moment hits all rows alike.
+    for (let r = 0; r < RUNS; r++) {
+      for (const row of table) samples.get(row).push(await measure(row.target, row.opts()));
+    }
+    const results = new Map(table.map((row) => [row, summarise(samples.get(row))]));
+    const baselines = Object.fromEntries(table.filter((row) => row.baselineOf).map((row) => [row.baselineOf, results.get(row)]));
+    for (const row of table) {
+      const s = results.get(row);
+      const b = row.against && baselines[row.against];
+      rows.push({
+        group: 'load',
+        name: row.name,
+        ...s,
+        cpuRatio: b ? b.cpuMs / s.cpuMs : undefined,
+        rpsRatio: b ? s.rps / b.rps : undefined,
+        isBaseline: Boolean(row.baselineOf),
+      });
+    }
+  } finally {
+    if (service) await stop(service.child);
+    if (baseline) await stop(baseline);
+    rmSync(dataDir, { recursive: true, force: true });
+    if (admin) {
+      await admin.unsafe(`drop database if exists ${dbName} with (force)`).catch(() => {});
+      await admin.end();
+    }
+  }
+  return rows;
+}
+
+async function measureQuietly(row, seconds) {
+  await new Promise((resolve, reject) => autocannon({ ...row.opts(), duration: seconds }, (err, r) => (err ? reject(err) : resolve(r))));
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const { privateKey } = generateKeyPairSync('ed25519');
+const key = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+const began = performance.now();
+console.log(
+  `npm run bench: node ${process.version}, ${cpus().length} × ${cpus()[0]?.model.trim()}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}, ` +
+    `libuv pool ${THREADS}, ${RUNS} alternating runs of ${SECONDS} s per row (medians), ${SESSIONS} distinct sessions`,
+);
+const all = [];
+for (const kind of DATABASES) all.push(...(await benchDatabase(kind.trim(), key)));
+
+const f = (x, d = 2) => (x === undefined || Number.isNaN(x) ? '—' : x.toFixed(d));
+const pct = (x) => (x === undefined ? '—' : `${Math.round(x * 100)} %`);
+console.log('\n| operation | CPU ms / request (server + PostgreSQL) | req/s | p50 / p99 ms | ratio to its limit: CPU, req/s | requests (non-2xx) |');
+console.log('| --- | --- | --- | --- | --- | --- |');
+for (const row of all.filter((r) => r.group === 'load')) {
+  const ratio = row.isBaseline ? 'the limit' : row.cpuRatio === undefined ? '—' : `${pct(row.cpuRatio)}, ${pct(row.rpsRatio)}`;
+  console.log(`| ${row.name} | ${f(row.cpuMs, 3)} | ${Math.round(row.rps).toLocaleString('en')} | ${row.p50} / ${row.p99} | ${ratio} | ${row.ok.toLocaleString('en')} (${row.errors}) |`);
+}
+console.log('');
+for (const row of all.filter((r) => r.group !== 'load')) console.log(`- ${row.name}: ${row.value}`);
+console.log(`\nbench took ${((performance.now() - began) / 1000).toFixed(0)} s; load average now ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+process.exit(0);

@@ -8,11 +8,16 @@
 //   parent with a server-side HMAC (lib/keys.ts hmacKey), so a client that lost the response and
 //   retries within REFRESH_TOKEN_REUSE_INTERVAL gets the same child back without the raw child
 //   ever being stored; the unique index on parent_id makes a second child impossible;
-// - the parent row is locked (FOR UPDATE) while it is rotated, so concurrent refreshes of one token
-//   are serialised: one rotates, the others see it rotated and get the same child or, past the
-//   interval, are treated as theft: the whole session ends.
+// - the common case (a live token, never rotated) is one prepared statement: an UPDATE that
+//   marks the token rotated only if it is unrotated and its session and account are alive, and
+//   inserts the child in the same statement (a data-modifying CTE). Concurrent refreshes of one
+//   token are serialised by that UPDATE's row lock: one rotates, the others find no unrotated row;
+// - every other case (unknown, expired, revoked, a retry, a replay) takes the transaction below,
+//   which locks the parent row (FOR UPDATE) and decides: a retry within the interval gets the same
+//   child, anything else past it is treated as theft and the whole session ends.
 import { and, eq, isNull, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/index.js';
+import { rawPrepared } from '../db/prepared.js';
 import { refreshTokens, sessions, type UserRow, users } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import { addSeconds, unixSeconds } from '../lib/clock.js';
@@ -42,7 +47,13 @@ export async function startSession(tx: Tx, ctx: Context, user: UserRow): Promise
   return tokensFor(ctx, user, session, refreshToken, session.createdAt);
 }
 
-function tokensFor(ctx: Context, user: UserRow, session: typeof sessions.$inferSelect, refreshToken: string | undefined, at?: Date): Tokens {
+function tokensFor(
+  ctx: Context,
+  user: Pick<UserRow, 'id' | 'username' | 'email'>,
+  session: Pick<typeof sessions.$inferSelect, 'id' | 'createdAt' | 'expiresAt'>,
+  refreshToken: string | undefined,
+  at?: Date,
+): Tokens {
   const access = ctx.accessTokens.issue({ userId: user.id, username: user.username, email: user.email }, session, at);
   return {
     token: access.token,
@@ -65,8 +76,48 @@ export async function endAllSessions(tx: Tx, ctx: Context, userId: string): Prom
 
 type Outcome = { tokens: Tokens } | { error: AppError };
 
+// Column names are spelled out (not interpolated from the schema) because this is the statement's
+// text as PostgreSQL prepares it; schema.ts is the reference for them.
+const rotateQuery = rawPrepared<{
+  session_id: string;
+  user_id: string;
+  username: string | null;
+  email: string | null;
+  created_at: number;
+  expires_at: number;
+}>(
+  'refresh_rotate',
+  () => sql`
+    with parent as (
+      update refresh_tokens as t set rotated_at = ${sql.placeholder('now')}::timestamptz
+      from sessions as s, users as u
+      where t.token_hash = ${sql.placeholder('hash')} and t.rotated_at is null
+        and s.id = t.session_id and s.revoked_at is null and s.expires_at > ${sql.placeholder('now')}::timestamptz
+        and u.id = s.user_id and u.is_active and not u.archived
+      returning t.id, t.session_id, u.id as user_id, u.username, u.email,
+        extract(epoch from s.created_at)::float8 as created_at, extract(epoch from s.expires_at)::float8 as expires_at
+    ), child as (
+      insert into refresh_tokens (session_id, parent_id, token_hash, created_at)
+      select session_id, id, ${sql.placeholder('childHash')}, ${sql.placeholder('now')}::timestamptz from parent
+    )
+    select session_id, user_id, username, email, created_at, expires_at from parent`,
+);
+
 /** POST /token/refresh. */
 export async function refresh(ctx: Context, refreshToken: string): Promise<TokenOut> {
+  const now = ctx.now();
+  const child = deriveToken(ctx.keys.hmacKey, refreshToken);
+  const [rotated] = await rotateQuery(ctx.db).all({ now: now.toISOString(), hash: hashToken(refreshToken), childHash: hashToken(child) });
+  if (rotated) {
+    const user = { id: rotated.user_id, username: rotated.username, email: rotated.email };
+    const session = { id: rotated.session_id, createdAt: new Date(rotated.created_at * 1000), expiresAt: new Date(rotated.expires_at * 1000) };
+    return tokensFor(ctx, user, session, child);
+  }
+  return refreshSlowly(ctx, refreshToken);
+}
+
+/** Everything but a live, unrotated token: refused, a retry within the interval, or a replay. */
+async function refreshSlowly(ctx: Context, refreshToken: string): Promise<TokenOut> {
   const outcome = await ctx.db.transaction(async (tx): Promise<Outcome> => {
     const [row] = await tx
       .select({ token: refreshTokens, session: sessions, user: users })
