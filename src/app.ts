@@ -101,7 +101,7 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
     config,
     db: database.db,
     now,
-    hasher: await createHasher(config.argon2, metrics.hashStarted),
+    hasher: await createHasher(config.argon2, config.hashing, metrics.hashStarted),
     accessTokens: createAccessTokens(keys, config.jwt, now),
     keys,
     limits,

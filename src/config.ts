@@ -4,6 +4,7 @@
 import { parseKek } from './lib/kek.js';
 
 import { createHash } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 
 export const JWT_ALGORITHMS = ['EdDSA', 'ES256', 'RS256', 'HS256'] as const;
 export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number];
@@ -62,6 +63,8 @@ export interface Config {
   expiration: { activation: number; passwordReset: number; passwordSet: number; emailChange: number }; // seconds
   password: { minLength: number; maxLength: number };
   argon2: { memoryCost: number; timeCost: number; parallelism: number };
+  /** Password hashes at once (the core count) and how many more may wait before a 503. */
+  hashing: { concurrency: number; maxWaiting: number };
   /** Per client address, on the routes of routes/limits.ts; a max of 0 turns that limit off. */
   rateLimit: {
     max: number; // requests per window on the routes that guess a secret or send email
@@ -294,6 +297,10 @@ export function loadConfig(env: Env): Readonly<Config> {
       memoryCost: int('ARGON2_MEMORY_KIB', 19456, 1024, 4194304),
       timeCost: int('ARGON2_ITERATIONS', 2, 1, 100),
       parallelism: int('ARGON2_PARALLELISM', 1, 1, 64),
+    },
+    hashing: {
+      concurrency: int('PASSWORD_HASH_CONCURRENCY', availableParallelism(), 1, 1024),
+      maxWaiting: int('PASSWORD_HASH_QUEUE', 32, 0, 1_000_000),
     },
     rateLimit: {
       max: int('RATE_LIMIT_MAX', 20, 0, 1_000_000),
