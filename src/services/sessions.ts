@@ -111,7 +111,7 @@ export async function refresh(ctx: Context, refreshToken: string): Promise<Token
   if (rotated) {
     const user = { id: rotated.user_id, username: rotated.username, email: rotated.email };
     const session = { id: rotated.session_id, createdAt: new Date(rotated.created_at * 1000), expiresAt: new Date(rotated.expires_at * 1000) };
-    return tokensFor(ctx, user, session, child);
+    return tokensFor(ctx, user, session, child, now);
   }
   return refreshSlowly(ctx, refreshToken);
 }
