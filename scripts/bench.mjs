@@ -80,7 +80,7 @@ async function startService(env) {
   });
   children.add(child);
   const base = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 600; i++) {
+  for (let i = 0; i < 2400; i++) {
     if (child.exitCode !== null) throw new Error(`service exited with ${child.exitCode}`);
     try {
       if ((await fetch(`${base}/health`)).ok) return { child, base, startMs: performance.now() - started };

@@ -1,6 +1,7 @@
 // Small helpers around the users table shared by the services: lookups by identifier, the
 // public shape of a user, and turning a unique-index violation into the 409 a client expects.
 import { eq, sql } from 'drizzle-orm';
+import { PgTransaction } from 'drizzle-orm/pg-core';
 import type { Db, Tx } from '../db/index.js';
 import { pgErrorOf } from '../db/index.js';
 import { type UserRow, users } from '../db/schema.js';
@@ -10,10 +11,32 @@ import type { UserOut } from '../schemas.js';
 /** Identifiers are stored NFKC-normalised (so full-width ＡＢＣ and ABC are one name) and compared lower-cased. */
 export const normalizeIdentifier = (value: string): string => value.normalize('NFKC');
 
+const byIdentifier = (db: Db | Tx, field: 'email' | 'username', value: unknown) =>
+  db
+    .select()
+    .from(users)
+    .where(sql`lower(${field === 'email' ? users.email : users.username}) = lower(${value})`)
+    .limit(1);
+
+// Login runs this on every attempt: built and prepared once per database (no query building, no
+// describe round trip per call), as the bearer session lookup is.
+const preparedLookups = new WeakMap<Db, Record<'email' | 'username', ReturnType<ReturnType<typeof byIdentifier>['prepare']>>>();
+function preparedLookup(db: Db, field: 'email' | 'username') {
+  let lookups = preparedLookups.get(db);
+  if (!lookups) {
+    lookups = {
+      email: byIdentifier(db, 'email', sql.placeholder('value')).prepare('user_by_email'),
+      username: byIdentifier(db, 'username', sql.placeholder('value')).prepare('user_by_username'),
+    };
+    preparedLookups.set(db, lookups);
+  }
+  return lookups[field];
+}
+
 /** The account with that email or username, case-insensitively (served by the lower() unique indexes). */
 export async function findUserBy(db: Db | Tx, field: 'email' | 'username', value: string): Promise<UserRow | undefined> {
-  const column = field === 'email' ? users.email : users.username;
-  const [row] = await db.select().from(users).where(sql`lower(${column}) = lower(${normalizeIdentifier(value)})`).limit(1);
+  const normalized = normalizeIdentifier(value);
+  const [row] = db instanceof PgTransaction ? await byIdentifier(db, field, normalized) : await preparedLookup(db, field).execute({ value: normalized });
   return row;
 }
 
