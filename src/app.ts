@@ -162,10 +162,14 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
   });
   // Identifiers are NFKC-normalised before validation, so the rules (username characters, lengths)
   // hold for the value that is stored: full-width or ligature forms cannot smuggle in a space.
-  // Attached only to the routes whose body has such a field: bodiless requests pay nothing.
+  // Attached only to the routes whose body may hold such a field (the body schema is resolved
+  // through its $ref and anyOf/oneOf/allOf: route bodies are named shared schemas): token checks
+  // and other requests without an identifier pay nothing. A body that cannot be proved free of
+  // identifiers (no schema, an unknown $ref) gets the hook.
   app.addHook('onRoute', (route) => {
-    const properties = (route.schema?.body as { properties?: Record<string, unknown> } | undefined)?.properties;
-    if (!properties || !IDENTIFIERS.some((field) => field in properties)) return;
+    const methods = [route.method].flat();
+    if (methods.every((method) => method === 'GET' || method === 'HEAD' || method === 'OPTIONS')) return;
+    if (route.schema?.body !== undefined && !mayHoldIdentifier(route.schema.body, app.getSchemas())) return;
     route.preValidation = [normalizeIdentifiers, ...[route.preValidation ?? []].flat()];
   });
   // Answers about accounts and tokens are never cached by a browser or a proxy.
@@ -207,6 +211,21 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
 }
 
 const IDENTIFIERS = ['email', 'username'];
+
+type JsonSchema = { $ref?: unknown; properties?: Record<string, unknown>; anyOf?: unknown[]; oneOf?: unknown[]; allOf?: unknown[] };
+
+/** Whether a body schema (or one it refers to or combines) has a top-level email or username. */
+function mayHoldIdentifier(schema: unknown, shared: Record<string, unknown>, seen = new Set<unknown>()): boolean {
+  if (schema === null || typeof schema !== 'object' || seen.has(schema)) return false;
+  seen.add(schema);
+  const s = schema as JsonSchema;
+  if (typeof s.$ref === 'string') {
+    const target = shared[s.$ref.replace(/#$/, '')];
+    return target === undefined || mayHoldIdentifier(target, shared, seen);
+  }
+  if (s.properties && IDENTIFIERS.some((field) => field in s.properties!)) return true;
+  return [...(s.anyOf ?? []), ...(s.oneOf ?? []), ...(s.allOf ?? [])].some((sub) => mayHoldIdentifier(sub, shared, seen));
+}
 
 function normalizeIdentifiers(request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
   const body = request.body as Record<string, unknown> | null;

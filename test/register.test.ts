@@ -708,3 +708,31 @@ t.test('POST /resend-activation-email', async (t) => {
     t.same(rows.map((r) => r.recipient), [stored, stored], 'both emails to the stored address');
   });
 });
+
+// Regression: the NFKC hook is attached per route (app.ts), to the routes whose body schema may
+// hold an email or a username, through the schemas' $ref; token checks and bearer reads skip it.
+t.test('the identifier normalisation hook is on the routes with identifiers, and only there', async (t) => {
+  const h = await buildTestApp(t);
+  // printRoutes draws a tree: a node line per path segment (its methods in parentheses; a method
+  // variant of the same node sits one level deeper without a branch mark), then its hooks.
+  const hooked = new Set<string>();
+  let path: string[] = [];
+  let methods: string[] = [];
+  for (const line of h.app.printRoutes({ includeHooks: true, commonPrefix: false }).split('\n')) {
+    const node = /^((?:│   |    )*)([├└]── )?(\S+) \(([A-Z, ]+)\)$/.exec(line);
+    if (node) {
+      const depth = node[1].length / 4 - (node[2] ? 0 : 1);
+      path = [...path.slice(0, depth), node[3]];
+      methods = node[4].split(', ');
+    } else if (/\(preValidation\).*normalizeIdentifiers/.test(line)) {
+      for (const method of methods) hooked.add(`${method} ${path.join('')}`);
+    }
+  }
+  for (const url of ['/register', '/token', '/resend-activation-email', '/send-password-reset-email']) {
+    t.ok(hooked.has(`POST ${url}`), `POST ${url} normalises identifiers`);
+  }
+  for (const url of ['/token/verify', '/token/refresh', '/token/revoke', '/verify-account', '/password-reset']) {
+    t.notOk(hooked.has(`POST ${url}`), `POST ${url} does not run the hook`);
+  }
+  t.notOk(hooked.has('GET /me'), 'GET /me does not run the hook');
+});
