@@ -29,10 +29,10 @@ export const traceChildLogger: NonNullable<FastifyServerOptions['childLoggerFact
 
 export const requestIdPlugin = fp(
   async (app: FastifyInstance) => {
-    // onSend runs for every answer, error documents and 404s included.
-    app.addHook('onSend', async (request, reply, payload) => {
+    // onSend runs for every answer, error documents and 404s included (synchronous: no promise per request).
+    app.addHook('onSend', (request, reply, payload, done) => {
       reply.header('x-request-id', request.id);
-      return payload;
+      done(null, payload);
     });
   },
   { name: 'request-id' },
