@@ -28,6 +28,12 @@ export interface PasswordHasher {
   verify(hash: string | null, password: string): Promise<boolean>;
   /** True when the hash was made at a lower cost than the configured one. */
   needsUpgrade(hash: string): boolean;
+  /**
+   * Throws the 503 a hash would get now if the waiting queue is full. Login and the password
+   * confirmations call it before counting the attempt (services/throttle.ts), so that a refusal
+   * for load never counts as a failed password attempt.
+   */
+  admit(): void;
 }
 
 /** Called when a hash or verify starts; the function it returns when it ends (the metrics' timer). */
@@ -53,11 +59,11 @@ export async function createHasher(
   const waiting: (() => void)[] = [];
   // One bound for a hash, a verify and the dummy verify of an unknown account, so that a full
   // queue tells nothing about whether an account exists.
+  const full = () => running >= limits.concurrency && waiting.length >= limits.maxWaiting;
+  const refusal = () => new AppError('service_unavailable', { detail: 'Too many password checks are waiting; try again in a moment.', retryAfter: 1 });
   async function bounded<T>(work: () => Promise<T>): Promise<T> {
     if (running >= limits.concurrency) {
-      if (waiting.length >= limits.maxWaiting) {
-        throw new AppError('service_unavailable', { detail: 'Too many password checks are waiting; try again in a moment.', retryAfter: 1 });
-      }
+      if (full()) throw refusal();
       await new Promise<void>((resolve) => waiting.push(resolve));
     } else {
       running++;
@@ -76,6 +82,9 @@ export async function createHasher(
     async verify(hash, password) {
       const ok = await bounded(() => timed('verify', () => argon2.verify(hash ?? dummy, password.normalize('NFC')).catch(() => false)));
       return ok && hash !== null;
+    },
+    admit() {
+      if (full()) throw refusal();
     },
     needsUpgrade(hash) {
       const m = /\$m=(\d+),t=(\d+),p=(\d+)\$/.exec(hash);

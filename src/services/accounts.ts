@@ -118,6 +118,7 @@ export async function login(ctx: Context, input: LoginInput): Promise<TokenOut &
   // Per identifier, whatever the client address, known or not (services/throttle.ts): counted
   // before the password is checked, so that a locked identifier answers the same for everyone.
   const throttleKey = loginKey(fields[0], input[fields[0]]!);
+  ctx.hasher.admit(); // a 503 for load is not an attempt
   await countPasswordAttempt(ctx, throttleKey);
   const user = await findUserBy(ctx.db, fields[0], input[fields[0]]!);
   // The hash is checked even when there is no account (against a dummy hash): the same answer in
@@ -157,6 +158,7 @@ export function requireVerified(user: UserRow): void {
 /** The password confirmation of archive, delete and password change. */
 export async function confirmPassword(ctx: Context, user: UserRow, password: string, field: string): Promise<void> {
   // A stolen access token must not become a password oracle: the same failure limit as login.
+  ctx.hasher.admit(); // a 503 for load is not an attempt
   await countPasswordAttempt(ctx, confirmKey(user.id));
   if (!(await ctx.hasher.verify(user.passwordHash, password))) {
     throw fieldError('invalid_password', field, 'invalid_password', 'Invalid password.');
