@@ -13,24 +13,36 @@
 // is shared: CPU per request and ratios in the same run are the figures to trust, not req/s.
 //
 // Environment: BENCH_DATABASES=postgres,pglite  BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres
-//              BENCH_RUNS=5  BENCH_SECONDS=3  BENCH_SESSIONS=2000
+//              BENCH_RUNS=3  BENCH_SECONDS=2  BENCH_SESSIONS=2000
+// The service runs as deployed, compiled (`node dist/server.js`), when dist/ is up to date with
+// src/ (`npm run build` first); otherwise through tsx, and the first line says which.
+// Throttling stays on, at a ceiling the benchmark cannot reach from its one address
+// (RATE_LIMIT_MAX = RATE_LIMIT_TOKEN_MAX = 1,000,000 per minute): its per-request cost is measured.
 // Loopback only, random ports, every run bounded in time; the databases it creates are dropped.
 import { spawn } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import postgres from 'postgres';
 
-const RUNS = Number(process.env.BENCH_RUNS ?? 5);
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 2000);
 const DATABASES = (process.env.BENCH_DATABASES ?? 'postgres,pglite').split(',');
 const ADMIN_URL = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const PASSWORD = 'correct horse battery staple';
 const TICK_MS = 1000 / 100; // /proc times are in clock ticks (USER_HZ = 100 on Linux)
 const THREADS = String(availableParallelism());
+
+// dist/ is used only when it is newer than every source file (npm run build).
+const newest = (path) => {
+  const s = statSync(path);
+  return s.isDirectory() ? Math.max(0, ...readdirSync(path).map((name) => newest(join(path, name)))) : s.mtimeMs;
+};
+const COMPILED = existsSync('dist/.build-stamp') && statSync('dist/.build-stamp').mtimeMs >= newest('src');
+const SERVER_ARGS = COMPILED ? ['dist/server.js'] : ['--import', 'tsx', 'src/server.ts'];
 
 const children = new Set();
 process.on('exit', () => {
@@ -74,7 +86,7 @@ function start(args, env, readyLine) {
 async function startService(env) {
   const port = 20000 + Math.floor(Math.random() * 20000);
   const started = performance.now();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const child = spawn(process.execPath, SERVER_ARGS, {
     env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
@@ -286,7 +298,8 @@ async function benchDatabase(kind, key) {
     NODE_ENV: 'development',
     DATA_DIR: dataDir,
     LOG_LEVEL: 'warn',
-    RATE_LIMIT_MAX: '0',
+    RATE_LIMIT_MAX: '1000000',
+    RATE_LIMIT_TOKEN_MAX: '1000000',
     JWT_PRIVATE_KEY: key,
     JWT_EXPIRATION_DELTA: '1h',
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
@@ -378,7 +391,7 @@ const key = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
 const began = performance.now();
 console.log(
   `npm run bench: node ${process.version}, ${cpus().length} × ${cpus()[0]?.model.trim()}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}, ` +
-    `hash concurrency ${THREADS} (baseline: libuv pool ${THREADS}), ${RUNS} alternating runs of ${SECONDS} s per row (medians), ${SESSIONS} distinct sessions`,
+    `service: node ${SERVER_ARGS.join(' ')}, hash concurrency ${THREADS} (baseline: libuv pool ${THREADS}), ${RUNS} alternating runs of ${SECONDS} s per row (medians), ${SESSIONS} distinct sessions`,
 );
 const all = [];
 for (const kind of DATABASES) all.push(...(await benchDatabase(kind.trim(), key)));
