@@ -9,14 +9,18 @@ import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest } fr
 import type { Config } from './config.js';
 import { type Database, isDatabaseUnavailable } from './db/index.js';
 import { AppError, toProblem } from './errors.js';
+import { connectionOptions } from './http/connections.js';
 import { corsPlugin } from './http/cors.js';
+import { jsonBody } from './http/json-body.js';
 import { metricsPlugin } from './http/metrics.js';
 import { forRequest } from './http/request-context.js';
 import { requestIdPlugin, traceChildLogger } from './http/request-id.js';
+import { securityHeaders, swaggerUiCsp } from './http/security-headers.js';
 import { shutdownGatePlugin } from './http/shutdown-gate.js';
 import { type Clock, systemClock } from './lib/clock.js';
+import { isEmailAddress } from './lib/email-address.js';
 import { createAccessTokens } from './lib/jwt.js';
-import { serializeError } from './lib/log.js';
+import { serializeError, serializeRequest } from './lib/log.js';
 import { createMetrics } from './lib/metrics.js';
 import { createHasher } from './lib/password.js';
 import { openLimitStore } from './lib/store/open.js';
@@ -69,7 +73,7 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
         : {
             level: config.logLevel,
             redact: ['req.headers.authorization'],
-            serializers: { err: serializeError },
+            serializers: { err: serializeError, req: serializeRequest },
             ...(overrides.logStream ? { stream: overrides.logStream } : {}),
           },
     genReqId: () => randomUUID(), // never trust a client-chosen request id (src/http/request-id.ts)
@@ -78,12 +82,16 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
     trustProxy: config.trustProxy,
     bodyLimit: 64 * 1024,
     return503OnClosing: false, // answered with a problem document below
+    ...connectionOptions(config),
     ajv: {
       // An auth API must not guess: "123" is not 123, and an unknown field is an error, not dropped.
       // `example` is OpenAPI's keyword for the documented examples (Swagger UI shows them).
       customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: true, keywords: ['example'] },
+      // ajv-formats' "email" with RFC 5321's length limits (lib/email-address.ts).
+      onCreate: (ajv) => void ajv.addFormat('email', isEmailAddress),
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
+  if (config.connections.maxConnections > 0) app.server.maxConnections = config.connections.maxConnections;
 
   const now = overrides.now ?? systemClock;
   const keys = await openKeyRing({ db: database.db, config, now }, (err) => app.log.warn({ err }, 'signing keys: reload failed'));
@@ -121,13 +129,16 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
   await app.register(shutdownGatePlugin);
   await app.register(metricsPlugin, { metrics, token: config.metricsToken });
 
-  // JSON only: Fastify's default text/plain parser would hand a string to a JSON schema.
+  // JSON only: Fastify's default text/plain parser would hand a string to a JSON schema. And JSON
+  // only in UTF-8 and well-formed Unicode (http/json-body.ts).
   app.removeContentTypeParser('text/plain');
+  jsonBody(app);
+  await securityHeaders(app);
   const admin = config.adminApiKeys.length > 0;
   const api = buildComponents(overrides.documentAllConfigurations ? ALL_CONFIGURATIONS : surfaceOf(config));
   for (const schema of [...sharedSchemas, ...api.all, ...(admin ? adminSchemas : [])]) app.addSchema(schema);
   await app.register(fastifySwagger, swaggerOptions({ admin }));
-  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs', ...swaggerUiCsp });
   // Throttles guessing (passwords, tokens) and email flooding, per client address, on the routes
   // that opt in with `config: { rateLimit: … }` (routes/limits.ts). The counts live in the shared
   // limits store (Redis or the database), so every instance sees them. The standard RateLimit-*

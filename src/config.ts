@@ -61,7 +61,7 @@ export interface Config {
   sendActivationEmail: boolean;
   sendPasswordSetEmail: boolean;
   expiration: { activation: number; passwordReset: number; passwordSet: number; emailChange: number }; // seconds
-  password: { minLength: number; maxLength: number };
+  password: { minLength: number; maxLength: number; contextWords: string[] }; // contextWords: SERVICE_NAME first
   argon2: { memoryCost: number; timeCost: number; parallelism: number };
   /** Password hashes at once (the core count) and how many more may wait before a 503. */
   hashing: { concurrency: number; maxWaiting: number };
@@ -79,6 +79,10 @@ export interface Config {
   /** Token emails per recipient address: per kind per window, and per day; 0 = off. */
   mailCap: { perKind: number; window: number; daily: number };
   trustProxy: boolean;
+  /** The service's name: a context word no password may contain (ASVS 5.0 6.2.11). */
+  serviceName: string;
+  /** Slow and idle clients (seconds; maxConnections a count, 0 = no cap). */
+  connections: { requestTimeout: number; headersTimeout: number; keepAliveTimeout: number; maxConnections: number };
   /**
    * ADMIN_API_KEYS: the service credentials of the admin API. Only the SHA-256 of each key is
    * kept, so the configuration object (which may be logged or dumped) never holds a usable key.
@@ -94,6 +98,9 @@ export interface AdminApiKey {
   /** SHA-256 of the key, hex. */
   digest: string;
 }
+
+/** The default SERVICE_NAME, and the OpenAPI document's title. */
+export const DEFAULT_SERVICE_NAME = 'Auth service';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -292,7 +299,13 @@ export function loadConfig(env: Env): Readonly<Config> {
       passwordSet: duration('EXPIRATION_PASSWORD_SET_TOKEN', '1h'),
       emailChange: duration('EXPIRATION_EMAIL_CHANGE_TOKEN', '1d'),
     },
-    password: { minLength, maxLength },
+    password: {
+      minLength,
+      maxLength,
+      contextWords: [str('SERVICE_NAME', DEFAULT_SERVICE_NAME), ...(get('PASSWORD_CONTEXT_WORDS') ?? '').split(',')]
+        .map((w) => w.trim())
+        .filter(Boolean),
+    },
     argon2: {
       memoryCost: int('ARGON2_MEMORY_KIB', 19456, 1024, 4194304),
       timeCost: int('ARGON2_ITERATIONS', 2, 1, 100),
@@ -318,7 +331,17 @@ export function loadConfig(env: Env): Readonly<Config> {
     trustProxy: bool('TRUST_PROXY', false),
     adminApiKeys: parseAdminKeys(get('ADMIN_API_KEYS'), problems),
     adminRateLimit: { max: int('ADMIN_RATE_LIMIT_MAX', 300, 0, 1_000_000), window: duration('ADMIN_RATE_LIMIT_WINDOW', '1m') },
+    serviceName: str('SERVICE_NAME', DEFAULT_SERVICE_NAME),
+    connections: {
+      requestTimeout: duration('REQUEST_TIMEOUT', '15s'),
+      headersTimeout: duration('HEADERS_TIMEOUT', '10s'),
+      keepAliveTimeout: duration('KEEP_ALIVE_TIMEOUT', '10s'),
+      maxConnections: int('MAX_CONNECTIONS', 1000, 0, 1_000_000),
+    },
   };
+  if (config.connections.headersTimeout > config.connections.requestTimeout) {
+    problems.push('HEADERS_TIMEOUT: must not be above REQUEST_TIMEOUT');
+  }
   if (!config.registerFields.includes('email') && !config.registerFields.includes('username')) {
     problems.push('REGISTER_FIELDS: must include email or username, or nobody could log in');
   }

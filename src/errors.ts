@@ -24,9 +24,11 @@ export const ERRORS = {
   unique: { status: 409, title: 'Already exists', detail: 'A user with that value already exists.' },
   key_rotation_unavailable: { status: 409, title: 'Key rotation unavailable', detail: 'These signing keys cannot be rotated by the service.' },
   key_rotation_too_soon: { status: 409, title: 'Key rotation too soon', detail: 'The next signing key has not been published long enough.' },
+  request_timeout: { status: 408, title: 'Request timeout', detail: 'The request was not received in time.' },
   payload_too_large: { status: 413, title: 'Payload too large', detail: 'The request body is too large.' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type', detail: 'Send the body as application/json.' },
   rate_limited: { status: 429, title: 'Too many requests', detail: 'Too many requests, try again later.' },
+  headers_too_large: { status: 431, title: 'Request headers too large', detail: 'The request headers are too large.' },
   internal_error: { status: 500, title: 'Internal error', detail: 'Something went wrong on our side.' },
   service_unavailable: { status: 503, title: 'Service unavailable', detail: 'The service is unavailable, try again later.' },
 } as const;

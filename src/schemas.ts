@@ -141,7 +141,11 @@ export const Accepted = Type.Object(
 export const sharedSchemas = [User, AccessTokenClaims, Problem, Accepted];
 
 // Field shapes, with Django's limits.
-export const Email = Type.String({ format: 'email', maxLength: 254, description: 'An email address.' });
+export const Email = Type.String({
+  format: 'email',
+  maxLength: 254,
+  description: 'An email address within RFC 5321 §4.5.3.1: a local part of at most 64 characters, domain labels of at most 63.',
+});
 export const Username = Type.String({
   minLength: 1,
   maxLength: 150,

@@ -4,13 +4,17 @@ import type { FastifySchemaValidationError } from 'fastify/types/schema.js';
 import { AppError, type FieldErrors } from './errors.js';
 
 export function fromValidation(issues: FastifySchemaValidationError[]): AppError {
-  const errors: FieldErrors = {};
+  // Field names come from the client (an unknown field is reported under its own name): a Map,
+  // never a plain object, so that `constructor` or `toString` cannot resolve to Object.prototype.
+  const byField = new Map<string, { message: string; code: string }[]>();
   for (const issue of issues) {
     const { field, message, code } = describe(issue);
-    const list = (errors[field] ??= []);
+    const list = byField.get(field) ?? [];
+    byField.set(field, list);
     if (!list.some((e) => e.code === code)) list.push({ message, code });
   }
-  return validationFailed(errors);
+  // Object.fromEntries defines own properties, so even a field named `__proto__` stays a field.
+  return validationFailed(Object.fromEntries(byField));
 }
 
 /** A 400 validation_failed whose detail names the fields at fault. */

@@ -45,7 +45,7 @@ t.test('defaults are those of the README', async (t) => {
   t.same(c.redis, { url: undefined, prefix: 'authservice:' });
   t.same(c.loginThrottle, { limit: 10, window: 900 });
   t.same(c.mailCap, { perKind: 1, window: 60, daily: 10 });
-  t.same(c.password, { minLength: 8, maxLength: 1024 });
+  t.same(c.password, { minLength: 8, maxLength: 1024, contextWords: ['Auth service'] });
   t.same(c.argon2, { memoryCost: 19456, timeCost: 2, parallelism: 1 });
   t.ok(Object.isFrozen(c) && Object.isFrozen(c.jwt), 'frozen');
 });

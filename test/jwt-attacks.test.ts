@@ -185,6 +185,17 @@ t.test(`JWT_PRIVATE_KEY from the environment, JWT_ISSUER and JWT_AUDIENCE set`, 
     await assertRefused(t, h.app, `${real.h}.${b64u(past)}.${real.s}`, 'tampered exp in the past');
   });
 
+  t.test('future iat beyond the 30 s clock skew is invalid_token (issue 7 item 14)', async (t) => {
+    const at = (iat: number) => signEd25519(real.header, { ...real.payload, jti: `iat-${iat}`, iat, exp: iat + 300 }, serviceKey);
+    // A token minted for the future would outlive its lifetime from our point of view.
+    await assertRefused(t, h.app, at(nowSeconds(h) + 31 + 1), 'iat 32 s ahead');
+    await assertRefused(t, h.app, at(nowSeconds(h) + 3600), 'iat an hour ahead');
+    await assertRefused(t, h.app, signEd25519(real.header, (({ iat: _i, ...rest }) => rest)(real.payload), serviceKey), 'no iat');
+    await assertRefused(t, h.app, signEd25519(real.header, { ...real.payload, iat: String(real.payload.iat) }, serviceKey), 'iat as a string');
+    // Within the skew (another instance's clock a little ahead): accepted.
+    await assertAccepted(t, h.app, at(nowSeconds(h) + 20), 'iat 20 s ahead');
+  });
+
   t.test('wrong iss and wrong aud, signed by hand with the service key', async (t) => {
     const cases: [string, object][] = [
       ['iss of another issuer', { ...real.payload, iss: 'https://b.example.com' }],

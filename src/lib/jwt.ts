@@ -10,6 +10,9 @@ import { AppError } from '../errors.js';
 import { type Clock, unixSeconds } from './clock.js';
 import type { KeyRing, RingKey } from './keys.js';
 
+/** How far in the future an `iat` may be (clock skew between instances). */
+export const IAT_SKEW_SECONDS = 30;
+
 export interface AccessClaims {
   sub: string; // user id
   sid: string; // session id
@@ -64,10 +67,14 @@ export function createAccessTokens(ring: KeyRing, config: Config['jwt'], now: Cl
         key = ring.keys().byKid.get(kid);
       }
       const claims = verifyWith(key, token);
-      const { sub, sid, jti, exp } = claims;
+      const { sub, sid, jti, exp, iat } = claims;
       if (typeof sub !== 'string' || typeof sid !== 'string' || typeof jti !== 'string' || typeof exp !== 'number') {
         throw new AppError('invalid_token');
       }
+      // A token issued in the future was not issued by this service's clock: a forged or
+      // mis-minted token, or one made to outlive its lifetime. Allow only a small skew between
+      // instances (RFC 7519 §4.1.6 leaves iat's check to us; 30 s as most verifiers do).
+      if (typeof iat !== 'number' || iat > unixSeconds(now()) + IAT_SKEW_SECONDS) throw new AppError('invalid_token');
       // fast-jwt checks iss/aud only when the claim is present: a token from an instance that
       // shares the key but sets no issuer must not pass here.
       if (config.issuer && claims.iss !== config.issuer) throw new AppError('invalid_token');

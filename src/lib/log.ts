@@ -18,3 +18,18 @@ export function serializeError(err: Error): LoggedError {
   const { code } = err as { code?: unknown };
   return { type: err.name, message: err.message, stack: err.stack ?? '', ...(code !== undefined ? { code } : {}), ...cause };
 }
+
+/**
+ * The request as logged: the path without its query string (a client that wrongly puts a token
+ * or an email in the URL must not have it written to the log), and no headers.
+ */
+export function serializeRequest(request: { method: string; url: string; host?: string; ip?: string; socket?: { remotePort?: number } }) {
+  const q = request.url.indexOf('?');
+  return {
+    method: request.method,
+    url: q < 0 ? request.url : `${request.url.slice(0, q)}?…`,
+    host: request.host,
+    remoteAddress: request.ip,
+    remotePort: request.socket?.remotePort,
+  };
+}

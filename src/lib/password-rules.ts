@@ -10,6 +10,8 @@ const COMMON = new Set(dictionary['passwords-common'].slice(0, 20_000).map((p) =
 export interface PasswordPolicy {
   minLength: number;
   maxLength: number;
+  /** Words specific to this service (its name first): ASVS 5.0 6.2.11. */
+  contextWords?: readonly string[];
 }
 
 export interface Attributes {
@@ -36,7 +38,7 @@ export function checkPassword(password: string, policy: PasswordPolicy, user: At
     // Nothing else is computed on an over-long password.
     return [{ message: `This password is too long. It must contain at most ${policy.maxLength} characters.`, code: 'password_too_long' }];
   }
-  const similar = similarAttribute(password, user);
+  const similar = similarAttribute(password, user) ?? contextWord(password, policy.contextWords ?? []);
   if (similar) errors.push({ message: `The password is too similar to the ${similar}.`, code: 'password_too_similar' });
   if (length < policy.minLength) {
     const unit = policy.minLength === 1 ? 'character' : 'characters';
@@ -74,6 +76,23 @@ function similarAttribute(password: string, user: Attributes): string | undefine
       if (!part) continue;
       if (exceedsMaximumLengthRatio(pw, part)) continue;
       if (quickRatio(pw, part) >= 0.7) return label;
+    }
+  }
+  return undefined;
+}
+
+// A password that contains a word specific to this service (SERVICE_NAME, PASSWORD_CONTEXT_WORDS),
+// ignoring case, spaces and punctuation ("AuthService2024!", "auth-service rocks"), is the first
+// one an attacker tries. Containment only: quick_ratio is a multiset measure, and against a fixed
+// word it would refuse unrelated passwords made of the same letters.
+function contextWord(password: string, words: readonly string[]): string | undefined {
+  const squash = (s: string) => s.normalize('NFKC').toLowerCase().replace(/[^\p{L}\p{N}]+/gu, '');
+  const pw = squash(password);
+  for (const [i, word] of words.entries()) {
+    const w = squash(word);
+    if (w.length < 3) continue; // too short to be a word of its own (and would refuse half of all passwords)
+    if (pw.includes(w)) {
+      return i === 0 ? 'service name' : 'name of something specific to this service';
     }
   }
   return undefined;

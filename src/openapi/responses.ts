@@ -40,7 +40,7 @@ const STATUS_TEXT: Record<number, string> = {
   404: 'Not found.',
   409: 'Conflicts with the state of an account.',
   413: 'The body is too large.',
-  415: 'The body is not JSON.',
+  415: 'The body is not JSON, or not in UTF-8 (a charset other than utf-8).',
   429: 'Too many requests: wait `Retry-After` seconds (also `retryAfter` in the body).',
   500: 'An unexpected error on the service side; nothing about it is revealed.',
   503: 'The service or its database is unavailable, or it is shutting down: try again later (`Retry-After` when known).',

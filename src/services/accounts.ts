@@ -70,11 +70,13 @@ const REQUIRED = { message: 'This field is required.', code: 'required' };
 
 function mergeErrors(a: FieldErrors | undefined, b: FieldErrors | undefined): FieldErrors | undefined {
   if (!a || !b) return a ?? b;
-  const merged: FieldErrors = { ...a };
+  // `a` is keyed by client-chosen field names: merge in a Map, not by indexing a plain object.
+  const merged = new Map(Object.entries(a));
   for (const [field, list] of Object.entries(b)) {
-    merged[field] = [...(merged[field] ?? []), ...list.filter((e) => !merged[field]?.some((m) => m.code === e.code))];
+    const existing = merged.get(field) ?? [];
+    merged.set(field, [...existing, ...list.filter((e) => !existing.some((m) => m.code === e.code))]);
   }
-  return merged;
+  return Object.fromEntries(merged);
 }
 
 /**
