@@ -42,7 +42,7 @@ import type { Context } from './services/context.js';
 import { recordEvent } from './services/events.js';
 import { purgeStale } from './services/housekeeping.js';
 import { openKeyRing } from './services/signing-keys.js';
-import { normalizeIdentifier } from './services/users.js';
+import { backfillUsernameSkeletons, normalizeIdentifier } from './services/users.js';
 
 export interface Overrides {
   now?: Clock;
@@ -208,6 +208,12 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
     }, delay).unref();
   };
   app.addHook('onReady', async () => {
+    // Accounts made before usernames had a confusable skeleton get theirs (a no-op afterwards).
+    const backfill = await backfillUsernameSkeletons(database.db);
+    if (backfill.filled) app.log.info({ filled: backfill.filled }, 'usernames: confusable skeletons filled');
+    if (backfill.conflicts.length) {
+      app.log.warn({ userIds: backfill.conflicts }, 'usernames: accounts whose username looks like an older one (no skeleton; rename them)');
+    }
     worker.start();
     scheduleHousekeeping(60_000);
   });

@@ -146,11 +146,15 @@ export const Email = Type.String({
   maxLength: 254,
   description: 'An email address within RFC 5321 §4.5.3.1: a local part of at most 64 characters, domain labels of at most 63.',
 });
+// Letters include invisible ones (U+3164 HANGUL FILLER is a letter, Lo): default-ignorable code
+// points are refused outright, so that `eve` and `eve` + U+3164 are not two names.
 export const Username = Type.String({
   minLength: 1,
   maxLength: 150,
-  pattern: '^[\\p{L}\\p{N}@.+\\-_]+$',
-  description: '1–150 letters, digits and @.+-_',
+  pattern: '^(?!.*\\p{Default_Ignorable_Code_Point})[\\p{L}\\p{N}@.+\\-_]+$',
+  description:
+    '1–150 letters, digits and @.+-_; no default-ignorable (invisible) code points. Unique case-insensitively and by ' +
+    'UTS #39 confusable skeleton: a name that looks like a taken one (Cyrillic `е` for Latin `e`) is 409 `unique`.',
 });
 // PostgreSQL text cannot hold NUL: refuse it here rather than fail in the database.
 export const Name = Type.String({ maxLength: 150, pattern: '^[^\\u0000]*$' });

@@ -14,6 +14,10 @@ export const users = pgTable(
     // concurrent registrations of A@x.io and a@x.io leave exactly one row.
     email: text('email'),
     username: text('username'),
+    // lib/skeleton.ts: the UTS #39 confusable skeleton of the username, case-folded. Unique, so
+    // that `еve` (Cyrillic е) cannot register beside `eve`, even when both try at once. Null only
+    // for accounts without a username (and, after an upgrade, until the start-up backfill).
+    usernameSkeleton: text('username_skeleton'),
     firstName: text('first_name').notNull().default(''),
     lastName: text('last_name').notNull().default(''),
     passwordHash: text('password_hash'), // null: a passwordless account
@@ -26,6 +30,7 @@ export const users = pgTable(
   (t) => [
     uniqueIndex('users_email_key').on(sql`lower(${t.email})`),
     uniqueIndex('users_username_key').on(sql`lower(${t.username})`),
+    uniqueIndex('users_username_skeleton_key').on(t.usernameSkeleton),
   ],
 );
 

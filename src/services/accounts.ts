@@ -15,7 +15,7 @@ import { consumeEmailToken, killEmailTokens, sendTokenEmail } from './email-toke
 import { recordEvent } from './events.js';
 import { endAllSessions, startSession } from './sessions.js';
 import { clearFailures, confirmKey, countPasswordAttempt, loginKey } from './throttle.js';
-import { findUserBy, normalizeIdentifier, toUserOut, withUniqueCheck } from './users.js';
+import { findUserBy, normalizeIdentifier, toUserOut, withSkeleton, withUniqueCheck } from './users.js';
 
 export type Profile = Partial<Record<ProfileField, string>>;
 
@@ -43,7 +43,7 @@ export async function register(
 
   const result = await withUniqueCheck(() =>
     ctx.db.transaction(async (tx) => {
-      const [user] = await tx.insert(users).values({ ...profile, passwordHash, dateJoined: ctx.now() }).returning();
+      const [user] = await tx.insert(users).values({ ...withSkeleton(profile), passwordHash, dateJoined: ctx.now() }).returning();
       if (config.sendActivationEmail) await sendTokenEmail(tx, ctx, user, 'activation');
       if (!passwordHash && config.sendPasswordSetEmail) await sendTokenEmail(tx, ctx, user, 'password_set');
       if (!passwordHash || !config.allowLoginNotVerified) return { user: toUserOut(user) };
@@ -225,7 +225,7 @@ export async function updateAccount(ctx: Context, user: UserRow, input: UpdateIn
   const updated = await withUniqueCheck(() =>
     ctx.db.transaction(async (tx) => {
       const [row] = Object.keys(changes).length
-        ? await tx.update(users).set(changes).where(eq(users.id, user.id)).returning()
+        ? await tx.update(users).set(withSkeleton(changes)).where(eq(users.id, user.id)).returning()
         : [user];
       if (newEmail) await requestEmailChange(tx, ctx, row, newEmail);
       return row;

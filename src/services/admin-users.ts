@@ -18,7 +18,7 @@ import type { Profile } from './accounts.js';
 import type { Context } from './context.js';
 import { killEmailTokens, sendTokenEmail } from './email-tokens.js';
 import { endAllSessions } from './sessions.js';
-import { findUserById, normalizeIdentifier, toUserOut, withUniqueCheck } from './users.js';
+import { findUserById, normalizeIdentifier, toUserOut, withSkeleton, withUniqueCheck } from './users.js';
 
 /** Who acts: the admin key's id (HTTP) or `cli` (the command line). */
 export interface Actor {
@@ -117,7 +117,7 @@ export async function createUser(ctx: Context, _actor: Actor, input: CreateUserI
     ctx.db.transaction(async (tx) => {
       const [row] = await tx
         .insert(users)
-        .values({ ...profile, passwordHash, verified: input.verified ?? false, dateJoined: ctx.now() })
+        .values({ ...withSkeleton(profile), passwordHash, verified: input.verified ?? false, dateJoined: ctx.now() })
         .returning();
       if (input.sendActivationEmail) await sendTokenEmail(tx, ctx, row, 'activation');
       if (input.sendPasswordSetEmail) await sendTokenEmail(tx, ctx, row, 'password_set');
@@ -140,7 +140,7 @@ export async function updateUser(ctx: Context, _actor: Actor, id: string, input:
       const user = await mustFind(tx, id);
       if (Object.keys(changes).length === 0) return user;
       const emailChanged = changes.email !== undefined && changes.email.toLowerCase() !== (user.email ?? '').toLowerCase();
-      const [row] = await tx.update(users).set(changes).where(eq(users.id, user.id)).returning();
+      const [row] = await tx.update(users).set(withSkeleton(changes)).where(eq(users.id, user.id)).returning();
       if (emailChanged) await killEmailTokens(tx, ctx, user.id, ['activation', 'password_reset', 'password_set']);
       return row;
     }),

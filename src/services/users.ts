@@ -6,6 +6,7 @@ import type { Db, Tx } from '../db/index.js';
 import { pgErrorOf } from '../db/index.js';
 import { type UserRow, users } from '../db/schema.js';
 import { AppError } from '../errors.js';
+import { usernameSkeleton } from '../lib/skeleton.js';
 import type { UserOut } from '../schemas.js';
 
 /** Identifiers are stored NFKC-normalised (so full-width ＡＢＣ and ABC are one name) and compared lower-cased. */
@@ -61,7 +62,20 @@ export function toUserOut(u: UserRow): UserOut {
   };
 }
 
-const UNIQUE_FIELDS: Record<string, 'email' | 'username'> = { users_email_key: 'email', users_username_key: 'username' };
+/**
+ * The username's columns for a write: every insert or update of users.username goes through this,
+ * so that its confusable skeleton (the unique index that refuses look-alikes) is always set with it.
+ */
+export function withSkeleton<T extends { username?: string | null }>(profile: T): T & { usernameSkeleton?: string | null } {
+  if (profile.username === undefined) return profile;
+  return { ...profile, usernameSkeleton: profile.username === null ? null : usernameSkeleton(profile.username) };
+}
+
+const UNIQUE_FIELDS = new Map<string, 'email' | 'username'>([
+  ['users_email_key', 'email'],
+  ['users_username_key', 'username'],
+  ['users_username_skeleton_key', 'username'], // a look-alike of a taken username is taken
+]);
 
 /** Runs a write and turns a violation of the email/username unique index into 409 `unique`. */
 export async function withUniqueCheck<T>(write: () => Promise<T>): Promise<T> {
@@ -69,9 +83,37 @@ export async function withUniqueCheck<T>(write: () => Promise<T>): Promise<T> {
     return await write();
   } catch (err) {
     const { code, constraint } = pgErrorOf(err);
-    const field = constraint ? UNIQUE_FIELDS[constraint] : undefined;
+    const field = constraint ? UNIQUE_FIELDS.get(constraint) : undefined;
     if (code !== '23505' || !field) throw err;
     const message = `A user with that ${field} already exists.`;
     throw new AppError('unique', { detail: message, errors: { [field]: [{ message, code: 'unique' }] } });
   }
+}
+
+/**
+ * Fills the skeleton of accounts made before it existed (once, at start; idempotent, and safe
+ * with several instances). Two old accounts that already look alike keep their names: the later
+ * one gets no skeleton (it cannot be unique) and is reported, for an operator to rename.
+ */
+export async function backfillUsernameSkeletons(db: Db): Promise<{ filled: number; conflicts: string[] }> {
+  const rows = await db
+    .select({ id: users.id, username: users.username })
+    .from(users)
+    .where(sql`${users.username} is not null and ${users.usernameSkeleton} is null`)
+    .orderBy(users.dateJoined);
+  let filled = 0;
+  const conflicts: string[] = [];
+  for (const row of rows) {
+    try {
+      await db
+        .update(users)
+        .set({ usernameSkeleton: usernameSkeleton(row.username!) })
+        .where(sql`${users.id} = ${row.id} and ${users.usernameSkeleton} is null`);
+      filled++;
+    } catch (err) {
+      if (pgErrorOf(err).code !== '23505') throw err;
+      conflicts.push(row.id);
+    }
+  }
+  return { filled, conflicts };
 }

@@ -916,7 +916,7 @@ export interface components {
          *     }
          */
         LoginWithUsername: {
-            /** @description 1–150 letters, digits and @.+-_ */
+            /** @description 1–150 letters, digits and @.+-_; no default-ignorable (invisible) code points. Unique case-insensitively and by UTS #39 confusable skeleton: a name that looks like a taken one (Cyrillic `е` for Latin `e`) is 409 `unique`. */
             username: string;
             password: string;
         };
@@ -935,7 +935,7 @@ export interface components {
              * @description An email address.
              */
             email?: string;
-            /** @description 1–150 letters, digits and @.+-_ */
+            /** @description 1–150 letters, digits and @.+-_; no default-ignorable (invisible) code points. Unique case-insensitively and by UTS #39 confusable skeleton: a name that looks like a taken one (Cyrillic `е` for Latin `e`) is 409 `unique`. */
             username?: string;
             firstName?: string;
             lastName?: string;
@@ -1103,7 +1103,7 @@ export interface components {
          *     }
          */
         UpdateAccountRequest: {
-            /** @description 1–150 letters, digits and @.+-_ */
+            /** @description 1–150 letters, digits and @.+-_; no default-ignorable (invisible) code points. Unique case-insensitively and by UTS #39 confusable skeleton: a name that looks like a taken one (Cyrillic `е` for Latin `e`) is 409 `unique`. */
             username?: string;
             firstName?: string;
             lastName?: string;
@@ -1431,7 +1431,7 @@ export interface components {
              * @description An email address.
              */
             email?: string;
-            /** @description 1–150 letters, digits and @.+-_ */
+            /** @description 1–150 letters, digits and @.+-_; no default-ignorable (invisible) code points. Unique case-insensitively and by UTS #39 confusable skeleton: a name that looks like a taken one (Cyrillic `е` for Latin `e`) is 409 `unique`. */
             username?: string;
             firstName?: string;
             lastName?: string;
@@ -1455,7 +1455,7 @@ export interface components {
              * @description An email address.
              */
             email?: string;
-            /** @description 1–150 letters, digits and @.+-_ */
+            /** @description 1–150 letters, digits and @.+-_; no default-ignorable (invisible) code points. Unique case-insensitively and by UTS #39 confusable skeleton: a name that looks like a taken one (Cyrillic `е` for Latin `e`) is 409 `unique`. */
             username?: string;
             firstName?: string;
             lastName?: string;
