@@ -25,7 +25,7 @@ import { createMetrics } from './lib/metrics.js';
 import { createHasher } from './lib/password.js';
 import { openLimitStore } from './lib/store/open.js';
 import { createTasks } from './lib/tasks.js';
-import { DEFAULT_OUTBOX, logTransport, type OutboxOptions, outboxDepth, OutboxWorker, smtpTransport, type Transport } from './mail/outbox.js';
+import { DEFAULT_OUTBOX, logTransport, type OutboxOptions, type OutboxRow, outboxDepth, OutboxWorker, smtpTransport, type Transport } from './mail/outbox.js';
 import { accountRoutes } from './routes/accounts.js';
 import { adminRoutes, adminSchemas } from './routes/admin/index.js';
 import { passwordRoutes } from './routes/passwords.js';
@@ -39,6 +39,7 @@ import { problems, publicSecurity, success } from './openapi/responses.js';
 import { ALL_CONFIGURATIONS, surfaceOf } from './openapi/surface.js';
 import { ref, sharedSchemas } from './schemas.js';
 import type { Context } from './services/context.js';
+import { REQUEST_KINDS, resolveEmailRequest } from './services/email-requests.js';
 import { recordEvent } from './services/events.js';
 import { purgeStale } from './services/housekeeping.js';
 import { openKeyRing } from './services/signing-keys.js';
@@ -102,7 +103,9 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
   const transport =
     overrides.transport ?? (config.emailTransport === 'smtp' && config.smtpUrl ? smtpTransport(config.smtpUrl) : logTransport(app.log));
   const outboxOptions = { ...DEFAULT_OUTBOX, ...overrides.outbox, from: config.emailFrom };
-  const worker = new OutboxWorker(database.db, transport, outboxOptions, now, app.log, metrics.emailAttempt);
+  // Email requests (resend-activation, password reset) are outbox rows resolved by the worker.
+  const resolvers = new Map(Object.values(REQUEST_KINDS).map((kind) => [kind, (row: OutboxRow) => resolveEmailRequest(ctx, row)] as const));
+  const worker = new OutboxWorker(database.db, transport, outboxOptions, now, app.log, metrics.emailAttempt, resolvers);
   // Per-client, per-account and per-recipient limits, in Redis or the database (lib/store).
   const limits = await openLimitStore(config, database.db, app.log, { offsetMs: () => now().getTime() - Date.now() });
   const ctx: Context = {

@@ -26,6 +26,14 @@ export interface Mail {
 /** Sends one email or throws; nodemailer's SMTP errors carry `responseCode`. */
 export type Transport = (mail: Mail) => Promise<void>;
 
+export type OutboxRow = typeof outbox.$inferSelect;
+
+/**
+ * Rows that are not emails yet, by kind: an email request (services/email-requests.ts) is resolved
+ * by its resolver instead of being sent, with the same lease, retries and backoff.
+ */
+export type Resolvers = ReadonlyMap<string, (row: OutboxRow) => Promise<void>>;
+
 export interface OutboxOptions {
   from: string;
   /** First retry delay in ms; doubles with each attempt, capped at maxDelay. */
@@ -86,6 +94,7 @@ export class OutboxWorker {
     private readonly now: Clock,
     private readonly log: FastifyBaseLogger,
     private readonly observeAttempt: (result: 'sent' | 'retry' | 'failed', seconds: number) => void = () => {},
+    private readonly resolvers: Resolvers = new Map(),
   ) {}
 
   start(): void {
@@ -148,12 +157,21 @@ export class OutboxWorker {
       .returning();
   }
 
-  private async deliver(row: typeof outbox.$inferSelect): Promise<void> {
+  private async deliver(row: OutboxRow): Promise<void> {
     const started = performance.now();
     const seconds = () => (performance.now() - started) / 1000;
+    const resolve = this.resolvers.get(row.kind);
     try {
-      await this.send({ from: this.options.from, to: row.recipient, subject: row.subject, text: row.text, html: row.html });
-      this.observeAttempt('sent', seconds());
+      if (resolve) {
+        // An email request: resolved (its email, if any, queued as a row of its own), not sent.
+        // The resolver marks the row resolved itself, fenced on this claim.
+        await resolve(row);
+        this.log.info({ outboxId: row.id, kind: row.kind, attempts: row.attempts }, 'outbox: email request resolved');
+        return;
+      } else {
+        await this.send({ from: this.options.from, to: row.recipient, subject: row.subject, text: row.text, html: row.html });
+        this.observeAttempt('sent', seconds());
+      }
       await this.db
         .update(outbox)
         .set({ status: 'sent', sentAt: this.now(), text: '', html: '', lastError: null })
@@ -164,7 +182,7 @@ export class OutboxWorker {
       const permanent = code !== undefined && code >= 500;
       const lastError = String((err as Error).message ?? err).slice(0, 500);
       const failed = permanent || row.attempts >= this.options.maxAttempts;
-      this.observeAttempt(failed ? 'failed' : 'retry', seconds());
+      if (!resolve) this.observeAttempt(failed ? 'failed' : 'retry', seconds());
       if (failed) {
         await this.db.update(outbox).set({ status: 'failed', lastError }).where(eq(outbox.id, row.id));
         this.log.error({ outboxId: row.id, kind: row.kind, attempts: row.attempts, lastError }, 'outbox: email failed for good');

@@ -75,14 +75,15 @@ export function accountRoutes(app: App, ctx: Context, api: Components): void {
       operationId: 'resendActivationEmail',
       summary: 'Send the activation email again',
       description:
-        'Always 202, whatever the address: an unverified account gets a new activation link; nothing tells whether ' +
-        'the address has an account. (ResendActivationEmailMixin)',
+        'Always 202, whatever the address, once the request is recorded (503 if it cannot be): an unverified account ' +
+        'gets a new activation link, sent a few seconds later by the outbox worker; nothing — the answer, its time, ' +
+        'the time of the next request — tells whether the address has an account. (ResendActivationEmailMixin)',
       security: publicSecurity,
       body: refAs<{ email: string }>(api.ResendActivationEmailRequest),
       response: { 202: success(ref(Accepted), 'Accepted (whatever the address).', { rateLimited }), ...problems(...BODY_ERRORS, 'rate_limited') },
     },
     handler: async (request, reply) => {
-      accounts.resendActivationEmail(forRequest(ctx, request), request.body.email);
+      await accounts.resendActivationEmail(forRequest(ctx, request), request.body.email);
       return reply.code(202).send({ detail: 'If this address has an account that is not verified yet, an activation email is on its way.' });
     },
   });

@@ -22,14 +22,15 @@ export function passwordRoutes(app: App, ctx: Context, api: Components): void {
       operationId: 'sendPasswordResetEmail',
       summary: 'Email a password reset link',
       description:
-        'Always 202, in the same time, whatever the address. A verified account gets a reset link; an unverified one ' +
+        'Always 202, in the same time, whatever the address, once the request is recorded (503 if it cannot be). ' +
+        'The outbox worker resolves it a few seconds later: a verified account gets a reset link; an unverified one ' +
         'the activation email instead; an unknown or inactive one nothing. (SendPasswordResetEmailMixin)',
       security: publicSecurity,
       body: refAs<{ email: string }>(api.SendPasswordResetEmailRequest),
       response: { 202: success(ref(Accepted), 'Accepted (whatever the address).', { rateLimited }), ...problems(...BODY_ERRORS, 'rate_limited') },
     },
     handler: async (request, reply) => {
-      passwords.sendPasswordResetEmail(forRequest(ctx, request), request.body.email);
+      await passwords.sendPasswordResetEmail(forRequest(ctx, request), request.body.email);
       return reply.code(202).send({ detail: 'If this address has an account, an email is on its way.' });
     },
   });

@@ -11,6 +11,7 @@ import { emailChangedEmail, emailChangeRequestedEmail } from '../mail/templates.
 import type { TokenOut, UserOut } from '../schemas.js';
 import { validationFailed } from '../validation.js';
 import type { Context } from './context.js';
+import { requestEmail, REQUEST_KINDS } from './email-requests.js';
 import { consumeEmailToken, killEmailTokens, sendTokenEmail } from './email-tokens.js';
 import { recordEvent } from './events.js';
 import { endAllSessions, startSession } from './sessions.js';
@@ -96,16 +97,12 @@ export async function verifyAccount(ctx: Context, token: string): Promise<void> 
 }
 
 /**
- * POST /resend-activation-email. Answers 202 at once and does the work afterwards, so that neither
- * the answer nor its timing tells whether the address has an account (GA answers already_verified).
+ * POST /resend-activation-email. Records the request (the same write for every address) and
+ * nothing more: the outbox worker resolves it later (services/email-requests.ts), so that neither
+ * the answer nor any timing tells whether the address has an account (GA answers already_verified).
  */
-export function resendActivationEmail(ctx: Context, email: string): void {
-  ctx.background('resend-activation-email', async () => {
-    const user = await findUserBy(ctx.db, 'email', email);
-    if (!user || !user.isActive || user.verified) return;
-    await ctx.db.transaction((tx) => sendTokenEmail(tx, ctx, user, 'activation'));
-    ctx.mailQueued();
-  });
+export function resendActivationEmail(ctx: Context, email: string): Promise<void> {
+  return requestEmail(ctx, REQUEST_KINDS.activation, email);
 }
 
 export type LoginInput = Partial<Record<LoginField, string>> & { password: string };

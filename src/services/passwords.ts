@@ -12,10 +12,11 @@ import type { TokenOut } from '../schemas.js';
 import { validationFailed } from '../validation.js';
 import { confirmPassword, requireVerified, sessionOf } from './accounts.js';
 import type { Context } from './context.js';
-import { consumeEmailToken, killEmailTokens, peekTokenOwner, sendTokenEmail } from './email-tokens.js';
+import { requestEmail, REQUEST_KINDS } from './email-requests.js';
+import { consumeEmailToken, killEmailTokens, peekTokenOwner } from './email-tokens.js';
 import { recordEvent } from './events.js';
 import { endAllSessions, startSession } from './sessions.js';
-import { findUserBy, toUserOut } from './users.js';
+import { toUserOut } from './users.js';
 
 export interface NewPassword {
   newPassword1: string;
@@ -23,17 +24,13 @@ export interface NewPassword {
 }
 
 /**
- * POST /send-password-reset-email. Answers 202 at once and works afterwards, so that the answer and
- * its timing are the same for every address. A verified account gets a reset link; an unverified
- * one the activation email instead (its address is not proven yet); others nothing.
+ * POST /send-password-reset-email. Records the request (the same write for every address) and
+ * nothing more: the outbox worker resolves it later (services/email-requests.ts): a verified
+ * account gets a reset link; an unverified one the activation email instead (its address is not
+ * proven yet); others nothing. So the answer and every timing are the same for every address.
  */
-export function sendPasswordResetEmail(ctx: Context, email: string): void {
-  ctx.background('send-password-reset-email', async () => {
-    const user = await findUserBy(ctx.db, 'email', email);
-    if (!user || !user.isActive) return;
-    await ctx.db.transaction((tx) => sendTokenEmail(tx, ctx, user, user.verified ? 'password_reset' : 'activation'));
-    ctx.mailQueued();
-  });
+export function sendPasswordResetEmail(ctx: Context, email: string): Promise<void> {
+  return requestEmail(ctx, REQUEST_KINDS.passwordReset, email);
 }
 
 /** POST /password-reset. */
