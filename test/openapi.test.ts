@@ -154,16 +154,19 @@ for (const [label, doc] of [
         if (!codes.length) issues.push(`${where} ${status}: no code enum`);
         for (const code of codes) if (ERRORS[code]?.status !== Number(status)) issues.push(`${where} ${status}: ${code} is not a ${status}`);
         const headers = Object.keys(response.headers ?? {});
-        if (status === '429' && !['Retry-After', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset'].every((n) => headers.includes(n))) {
+        // A 429 always says when to retry; the RateLimit-* fields come with a per-client limit, whose
+        // answers (the success too) all carry them. A per-account refusal alone has Retry-After only.
+        const okHeaders = Object.entries<any>(op.responses ?? {}).find(([s]) => /^2/.test(s))?.[1]?.headers ?? {};
+        const perClient = 'RateLimit-Remaining' in okHeaders;
+        const expected429 = ['Retry-After', ...(perClient ? ['RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset'] : [])];
+        if (status === '429' && headers.sort().join() !== expected429.sort().join()) {
           issues.push(`${where} 429: headers ${headers.join(', ')}`);
         }
         if (codes.includes('unauthenticated') && !headers.includes('WWW-Authenticate')) issues.push(`${where} 401: no WWW-Authenticate`);
         if (status === '503' && !headers.includes('Retry-After')) issues.push(`${where} 503: no Retry-After`);
       }
-      if (op.responses?.['429']) {
-        const ok = Object.entries<any>(op.responses).find(([s]) => /^2/.test(s))?.[1];
-        if (!ok?.headers?.['RateLimit-Remaining']) issues.push(`${where}: throttled, but its success does not document the rate-limit headers`);
-      }
+      const ok = Object.entries<any>(op.responses ?? {}).find(([s]) => /^2/.test(s))?.[1];
+      if (ok?.headers?.['RateLimit-Remaining'] && !op.responses?.['429']) issues.push(`${where}: throttled per client, but no 429`);
     }
     t.same(issues, [], 'every operation');
     const login = doc.paths['/token'].post.responses;
@@ -257,6 +260,54 @@ t.test('served: narrowed to the running configuration', async (t) => {
     t.same(schemaOf(doc, 'RegisterResponse').required, ['user']);
     t.same(Object.keys(schemaOf(doc, 'RegisterResponse').properties), ['user']);
   });
+});
+
+// 429 exactly where a limit can answer it (issue 7 item 5), also when an operator turns one off.
+
+// The public routes by the limits that can refuse them (routes/limits.ts): per client ("guess",
+// RATE_LIMIT_MAX; "token", RATE_LIMIT_TOKEN_MAX), and per account where a password is checked
+// (LOGIN_FAILURE_LIMIT).
+const GUESS = ['/register', '/verify-account', '/resend-activation-email', '/send-password-reset-email', '/password-reset', '/password-set', '/confirm-email-change'];
+const PASSWORD_CHECKS = ['/token', '/archive-account', '/delete-account', '/password-change', '/update-account'];
+const TOKEN = ['/token/verify', '/token/refresh', '/token/revoke'];
+
+/** The public operations that document 429, and those whose success documents the RateLimit-* headers. */
+function throttledIn(doc: Doc) {
+  const ops = operations(doc).filter(({ path }) => !path.startsWith('/admin'));
+  const with429 = ops.filter(({ op }) => op.responses?.['429']).map(({ path }) => path).sort();
+  const withHeaders = ops
+    .filter(({ op }) => Object.entries<any>(op.responses ?? {}).some(([s, r]) => /^2/.test(s) && r.headers?.['RateLimit-Remaining']))
+    .map(({ path }) => path)
+    .sort();
+  return { with429, withHeaders };
+}
+
+t.test('429 is listed exactly on the routes whose limits can answer it, in every configuration', async (t) => {
+  const all = [...GUESS, ...PASSWORD_CHECKS, ...TOKEN].sort();
+  t.same(throttledIn(committed), { with429: all, withHeaders: all }, 'committed: every throttled route (some configuration throttles it)');
+  const cases: [string, Record<string, string>, string[], string[]][] = [
+    ['the limits at their defaults', { RATE_LIMIT_MAX: '20', RATE_LIMIT_TOKEN_MAX: '600', LOGIN_FAILURE_LIMIT: '10' }, all, all],
+    ['RATE_LIMIT_MAX=0 (the per-account count still refuses password checks)', { RATE_LIMIT_MAX: '0', RATE_LIMIT_TOKEN_MAX: '600', LOGIN_FAILURE_LIMIT: '10' }, [...PASSWORD_CHECKS, ...TOKEN], TOKEN],
+    ['RATE_LIMIT_TOKEN_MAX=0', { RATE_LIMIT_MAX: '20', RATE_LIMIT_TOKEN_MAX: '0', LOGIN_FAILURE_LIMIT: '10' }, [...GUESS, ...PASSWORD_CHECKS], [...GUESS, ...PASSWORD_CHECKS]],
+    ['every limit 0', { RATE_LIMIT_MAX: '0', RATE_LIMIT_TOKEN_MAX: '0', LOGIN_FAILURE_LIMIT: '0' }, [], []],
+  ];
+  for (const [label, env, with429, withHeaders] of cases) {
+    const hc = await buildTestApp(t, { env });
+    const doc = (await get(hc.app, '/openapi.json')).body;
+    t.same(throttledIn(doc), { with429: [...with429].sort(), withHeaders: [...withHeaders].sort() }, `served, ${label}`);
+  }
+});
+
+t.test('with only the per-account count on, a refused login is a documented 429 (Retry-After, no RateLimit-* fields)', async (t) => {
+  const hc = await buildTestApp(t, { env: { RATE_LIMIT_MAX: '0', LOGIN_FAILURE_LIMIT: '2' } });
+  const doc = (await get(hc.app, '/openapi.json')).body;
+  t.same(Object.keys(doc.paths['/token'].post.responses['429'].headers), ['Retry-After']);
+  const email = uniqueUser().email;
+  const answers = [];
+  for (let i = 0; i < 3; i++) answers.push(await post(hc.app, '/token', { email, password: 'not the password' }));
+  t.same(answers.map((a) => a.status), [401, 401, 429], 'the third attempt is refused (documented: the test harness turns an undocumented problem into a 500)');
+  t.ok(answers[2].headers['retry-after'], 'Retry-After');
+  t.notOk(answers[2].headers['ratelimit-remaining'], 'no RateLimit-* fields: no per-client limit on this route');
 });
 
 // ---------------------------------------------------------------------------------------------

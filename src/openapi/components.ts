@@ -232,6 +232,8 @@ export function buildComponents(s: ApiSurface) {
   };
   return {
     ...components,
+    /** The surface these components document (routes read its throttles). */
+    surface: s,
     /** The body the login route validates (see LoginRequest). */
     loginBody,
     /** Everything to app.addSchema, the alternatives of the unions first. */

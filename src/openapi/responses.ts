@@ -74,6 +74,23 @@ export function noContent(description: string, options: SuccessOptions = {}) {
  * service_unavailable (503) are added to every operation.
  */
 export function problems(...codes: ErrorCode[]) {
+  return problemResponses(codes, true);
+}
+
+/** What a route's limits allow it to answer (routes/limits.ts documentedLimits). */
+export interface RouteLimits {
+  /** Its per-client limit is on: every answer carries the RateLimit-* headers. */
+  rateLimited: boolean;
+  /** Some limit can refuse it (per client, or the per-account count of password checks): 429. */
+  canRefuse: boolean;
+}
+
+/** problems(), with `rate_limited` (429) only when the route's limits can answer it. */
+export function limitedProblems(limits: RouteLimits, ...codes: ErrorCode[]) {
+  return problemResponses(limits.canRefuse ? [...codes, 'rate_limited'] : codes, limits.rateLimited);
+}
+
+function problemResponses(codes: ErrorCode[], rateLimitHeaders: boolean) {
   const byStatus = new Map<number, ErrorCode[]>();
   for (const code of new Set<ErrorCode>([...codes, 'internal_error', 'service_unavailable'])) {
     const { status } = ERRORS[code];
@@ -82,7 +99,7 @@ export function problems(...codes: ErrorCode[]) {
   const responses: Record<number, unknown> = {};
   for (const [status, list] of [...byStatus].sort(([a], [b]) => a - b)) {
     const headers = {
-      ...(status === 429 ? { ...RETRY_AFTER, ...RATE_LIMIT_HEADERS } : {}),
+      ...(status === 429 ? { ...RETRY_AFTER, ...(rateLimitHeaders ? RATE_LIMIT_HEADERS : {}) } : {}),
       ...(status === 503 ? RETRY_AFTER : {}),
       ...(list.includes('unauthenticated') ? WWW_AUTHENTICATE : {}),
     };

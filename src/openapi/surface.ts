@@ -21,6 +21,18 @@ export interface ApiSurface {
   loginFields: readonly LoginField[];
   /** The fields update-account accepts (UPDATE_FIELDS). */
   updateFields: readonly ProfileField[];
+  /**
+   * Which limits can refuse a request (429), so that the document lists 429 exactly where it can
+   * be answered: the per-client limits of routes/limits.ts ("guess": RATE_LIMIT_MAX, "token":
+   * RATE_LIMIT_TOKEN_MAX) and the per-account count of password checks (LOGIN_FAILURE_LIMIT).
+   */
+  throttles: Throttles;
+}
+
+export interface Throttles {
+  guess: boolean;
+  token: boolean;
+  passwordAttempts: boolean;
 }
 
 export function surfaceOf(config: Readonly<Config>): ApiSurface {
@@ -32,6 +44,7 @@ export function surfaceOf(config: Readonly<Config>): ApiSurface {
     refreshTokens: config.jwt.longRunningRefreshToken,
     loginFields: config.loginAllowedFields,
     updateFields: config.updateFields,
+    throttles: { guess: config.rateLimit.max > 0, token: config.rateLimit.tokenMax > 0, passwordAttempts: config.loginThrottle.limit > 0 },
   };
 }
 
@@ -43,4 +56,5 @@ export const ALL_CONFIGURATIONS: ApiSurface = {
   refreshTokens: 'depends',
   loginFields: LOGIN_FIELDS,
   updateFields: UPDATE_FIELDS,
+  throttles: { guess: true, token: true, passwordAttempts: true },
 };

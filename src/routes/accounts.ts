@@ -2,7 +2,7 @@
 // me, archive-account, delete-account, update-account.
 import { Type } from 'typebox';
 import type { Components } from '../openapi/components.js';
-import { BODY_ERRORS, bearerSecurity, documentBodyAs, noContent, problems, publicSecurity, success } from '../openapi/responses.js';
+import { BODY_ERRORS, bearerSecurity, documentBodyAs, limitedProblems, noContent, problems, publicSecurity, success } from '../openapi/responses.js';
 import { Accepted, ref, refAs, type UserOut } from '../schemas.js';
 import * as accounts from '../services/accounts.js';
 import { forRequest } from '../http/request-context.js';
@@ -10,15 +10,17 @@ import type { Context } from '../services/context.js';
 import { toUserOut } from '../services/users.js';
 import { fromValidation } from '../validation.js';
 import { bearer, userOf } from './bearer.js';
-import { limited } from './limits.js';
+import { documentedLimits, limited } from './limits.js';
 import type { App } from './types.js';
 
 export function accountRoutes(app: App, ctx: Context, api: Components): void {
   const { config } = ctx;
   const authenticate = bearer(ctx);
   const tags = ['Account'];
-  // Throttled routes (limited()) document the rate-limit headers and 429.
-  const rateLimited = true;
+  // Throttled routes (limited()) document the rate-limit headers and 429 where their limits can
+  // answer it (routes/limits.ts documentedLimits): per client, and per account where a password is checked.
+  const guessed = documentedLimits(api.surface.throttles, 'guess');
+  const guessedPassword = documentedLimits(api.surface.throttles, 'guess', true);
   const userAnswer = refAs<{ user: UserOut }>;
 
   app.post('/register', {
@@ -34,8 +36,8 @@ export function accountRoutes(app: App, ctx: Context, api: Components): void {
       security: publicSecurity,
       body: refAs<accounts.RegisterInput>(api.RegisterRequest),
       response: {
-        201: success(ref(api.RegisterResponse), 'Registered.', { rateLimited }),
-        ...problems(...BODY_ERRORS, 'unique', 'rate_limited'),
+        201: success(ref(api.RegisterResponse), 'Registered.', { rateLimited: guessed.rateLimited }),
+        ...limitedProblems(guessed, ...BODY_ERRORS, 'unique'),
       },
     },
     // The schema's errors are handed to the service, which adds the password rules' errors to them.
@@ -58,8 +60,8 @@ export function accountRoutes(app: App, ctx: Context, api: Components): void {
       security: publicSecurity,
       body: refAs<{ token: string }>(api.VerifyAccountRequest),
       response: {
-        204: noContent('Verified.', { rateLimited }),
-        ...problems(...BODY_ERRORS, 'invalid_token', 'expired_token', 'already_verified', 'rate_limited'),
+        204: noContent('Verified.', { rateLimited: guessed.rateLimited }),
+        ...limitedProblems(guessed, ...BODY_ERRORS, 'invalid_token', 'expired_token', 'already_verified'),
       },
     },
     handler: async (request, reply) => {
@@ -80,7 +82,7 @@ export function accountRoutes(app: App, ctx: Context, api: Components): void {
         'the time of the next request — tells whether the address has an account. (ResendActivationEmailMixin)',
       security: publicSecurity,
       body: refAs<{ email: string }>(api.ResendActivationEmailRequest),
-      response: { 202: success(ref(Accepted), 'Accepted (whatever the address).', { rateLimited }), ...problems(...BODY_ERRORS, 'rate_limited') },
+      response: { 202: success(ref(Accepted), 'Accepted (whatever the address).', { rateLimited: guessed.rateLimited }), ...limitedProblems(guessed, ...BODY_ERRORS) },
     },
     handler: async (request, reply) => {
       await accounts.resendActivationEmail(forRequest(ctx, request), request.body.email);
@@ -103,8 +105,8 @@ export function accountRoutes(app: App, ctx: Context, api: Components): void {
       security: publicSecurity,
       body: Type.Unsafe<accounts.LoginInput>(api.loginBody),
       response: {
-        200: success(ref(api.LoginResponse), 'Logged in.', { rateLimited }),
-        ...problems(...BODY_ERRORS, 'invalid_credentials', 'not_verified', 'rate_limited'),
+        200: success(ref(api.LoginResponse), 'Logged in.', { rateLimited: guessedPassword.rateLimited }),
+        ...limitedProblems(guessedPassword, ...BODY_ERRORS, 'invalid_credentials', 'not_verified'),
       },
     },
     handler: (request) => accounts.login(forRequest(ctx, request), request.body),
@@ -125,7 +127,7 @@ export function accountRoutes(app: App, ctx: Context, api: Components): void {
     handler: async (request) => ({ user: toUserOut(userOf(request)) }),
   });
 
-  const confirmErrors = problems(...BODY_ERRORS, 'invalid_password', 'unauthenticated', 'not_verified', 'rate_limited');
+  const confirmErrors = limitedProblems(guessedPassword, ...BODY_ERRORS, 'invalid_password', 'unauthenticated', 'not_verified');
   app.post('/archive-account', {
     ...limited(config),
     onRequest: authenticate,
@@ -138,7 +140,7 @@ export function accountRoutes(app: App, ctx: Context, api: Components): void {
         'the next successful login un-archives the account. (ArchiveAccountMixin)',
       security: bearerSecurity,
       body: refAs<{ password: string }>(api.ArchiveAccountRequest),
-      response: { 204: noContent('Archived.', { rateLimited }), ...confirmErrors },
+      response: { 204: noContent('Archived.', { rateLimited: guessedPassword.rateLimited }), ...confirmErrors },
     },
     handler: async (request, reply) => {
       await accounts.archiveAccount(forRequest(ctx, request), userOf(request), request.body.password);
@@ -158,7 +160,7 @@ export function accountRoutes(app: App, ctx: Context, api: Components): void {
         'false sets `isActive=false`. Either way every session ends. (DeleteAccountMixin)',
       security: bearerSecurity,
       body: refAs<{ password: string }>(api.DeleteAccountRequest),
-      response: { 204: noContent('Deleted or deactivated.', { rateLimited }), ...confirmErrors },
+      response: { 204: noContent('Deleted or deactivated.', { rateLimited: guessedPassword.rateLimited }), ...confirmErrors },
     },
     handler: async (request, reply) => {
       await accounts.deleteAccount(forRequest(ctx, request), userOf(request), request.body.password);
@@ -183,8 +185,8 @@ export function accountRoutes(app: App, ctx: Context, api: Components): void {
       security: bearerSecurity,
       body: refAs<accounts.UpdateInput>(api.UpdateAccountRequest),
       response: {
-        200: success(userAnswer(api.UpdateAccountResponse), 'Updated.', { rateLimited }),
-        ...problems(...BODY_ERRORS, 'unauthenticated', 'not_verified', 'unique', 'invalid_password', 'rate_limited'),
+        200: success(userAnswer(api.UpdateAccountResponse), 'Updated.', { rateLimited: guessedPassword.rateLimited }),
+        ...limitedProblems(guessedPassword, ...BODY_ERRORS, 'unauthenticated', 'not_verified', 'unique', 'invalid_password'),
       },
     },
     handler: (request) => accounts.updateAccount(forRequest(ctx, request), userOf(request), request.body),
@@ -204,8 +206,8 @@ export function accountRoutes(app: App, ctx: Context, api: Components): void {
       security: publicSecurity,
       body: refAs<{ token: string }>(api.ConfirmEmailChangeRequest),
       response: {
-        204: noContent('The address is changed.', { rateLimited }),
-        ...problems(...BODY_ERRORS, 'invalid_token', 'expired_token', 'unique', 'rate_limited'),
+        204: noContent('The address is changed.', { rateLimited: guessed.rateLimited }),
+        ...limitedProblems(guessed, ...BODY_ERRORS, 'invalid_token', 'expired_token', 'unique'),
       },
     },
     handler: async (request, reply) => {

@@ -7,6 +7,8 @@
 // limits store (lib/store), so every instance sees them. The routes that can answer 429 (these,
 // and those that check a password under the per-account limit) list `rate_limited`.
 import type { Config } from '../config.js';
+import type { RouteLimits } from '../openapi/responses.js';
+import type { Throttles } from '../openapi/surface.js';
 
 export type LimitKind = 'guess' | 'token';
 
@@ -20,4 +22,14 @@ export function limited(
   const max = maxOf(config, kind);
   if (max === 0) return {};
   return { config: { rateLimit: { max, timeWindow: config.rateLimit.window * 1000 } } };
+}
+
+/**
+ * What a route documents about its limits: the RateLimit-* headers when its per-client limit is
+ * on, and 429 when that limit or, for a route that checks a password (`passwords`), the
+ * per-account count can refuse it. An operator who sets a limit to 0 gets a document without it.
+ */
+export function documentedLimits(throttles: Throttles, kind: LimitKind, passwords = false): RouteLimits {
+  const perClient = throttles[kind];
+  return { rateLimited: perClient, canRefuse: perClient || (passwords && throttles.passwordAttempts) };
 }

@@ -1,18 +1,20 @@
 // HTTP for services/passwords.ts: send-password-reset-email, password-reset, password-set, password-change.
 import type { Components } from '../openapi/components.js';
-import { BODY_ERRORS, bearerSecurity, noContent, problems, publicSecurity, success } from '../openapi/responses.js';
+import { BODY_ERRORS, bearerSecurity, limitedProblems, noContent, publicSecurity, success } from '../openapi/responses.js';
 import { Accepted, ref, refAs } from '../schemas.js';
 import { forRequest } from '../http/request-context.js';
 import type { Context } from '../services/context.js';
 import * as passwords from '../services/passwords.js';
 import { bearer, userOf } from './bearer.js';
-import { limited } from './limits.js';
+import { documentedLimits, limited } from './limits.js';
 import type { App } from './types.js';
 
 export function passwordRoutes(app: App, ctx: Context, api: Components): void {
   const { config } = ctx;
   const tags = ['Password'];
-  const rateLimited = true; // every route here is throttled (limited())
+  // Every route here is throttled (limited()); password-change checks a password under the per-account count too.
+  const guessed = documentedLimits(api.surface.throttles, 'guess');
+  const guessedPassword = documentedLimits(api.surface.throttles, 'guess', true);
   type Redeem = { token: string } & passwords.NewPassword;
 
   app.post('/send-password-reset-email', {
@@ -27,7 +29,7 @@ export function passwordRoutes(app: App, ctx: Context, api: Components): void {
         'the activation email instead; an unknown or inactive one nothing. (SendPasswordResetEmailMixin)',
       security: publicSecurity,
       body: refAs<{ email: string }>(api.SendPasswordResetEmailRequest),
-      response: { 202: success(ref(Accepted), 'Accepted (whatever the address).', { rateLimited }), ...problems(...BODY_ERRORS, 'rate_limited') },
+      response: { 202: success(ref(Accepted), 'Accepted (whatever the address).', { rateLimited: guessed.rateLimited }), ...limitedProblems(guessed, ...BODY_ERRORS) },
     },
     handler: async (request, reply) => {
       await passwords.sendPasswordResetEmail(forRequest(ctx, request), request.body.email);
@@ -47,8 +49,8 @@ export function passwordRoutes(app: App, ctx: Context, api: Components): void {
       security: publicSecurity,
       body: refAs<Redeem>(api.PasswordResetRequest),
       response: {
-        204: noContent('Password changed.', { rateLimited }),
-        ...problems(...BODY_ERRORS, 'invalid_token', 'expired_token', 'rate_limited'),
+        204: noContent('Password changed.', { rateLimited: guessed.rateLimited }),
+        ...limitedProblems(guessed, ...BODY_ERRORS, 'invalid_token', 'expired_token'),
       },
     },
     handler: async (request, reply) => {
@@ -69,8 +71,8 @@ export function passwordRoutes(app: App, ctx: Context, api: Components): void {
       security: publicSecurity,
       body: refAs<Redeem>(api.PasswordSetRequest),
       response: {
-        204: noContent('Password set.', { rateLimited }),
-        ...problems(...BODY_ERRORS, 'invalid_token', 'expired_token', 'password_already_set', 'rate_limited'),
+        204: noContent('Password set.', { rateLimited: guessed.rateLimited }),
+        ...limitedProblems(guessed, ...BODY_ERRORS, 'invalid_token', 'expired_token', 'password_already_set'),
       },
     },
     handler: async (request, reply) => {
@@ -92,8 +94,8 @@ export function passwordRoutes(app: App, ctx: Context, api: Components): void {
       security: bearerSecurity,
       body: refAs<{ oldPassword: string } & passwords.NewPassword>(api.PasswordChangeRequest),
       response: {
-        200: success(ref(api.PasswordChangeResponse), 'Changed: a fresh session.', { rateLimited }),
-        ...problems(...BODY_ERRORS, 'invalid_password', 'unauthenticated', 'not_verified', 'rate_limited'),
+        200: success(ref(api.PasswordChangeResponse), 'Changed: a fresh session.', { rateLimited: guessedPassword.rateLimited }),
+        ...limitedProblems(guessedPassword, ...BODY_ERRORS, 'invalid_password', 'unauthenticated', 'not_verified'),
       },
     },
     handler: (request) => passwords.changePassword(forRequest(ctx, request), userOf(request), request.body),

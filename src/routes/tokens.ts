@@ -1,20 +1,20 @@
 // HTTP for services/sessions.ts: token verify, refresh, revoke; and the JWKS.
 import type { Components } from '../openapi/components.js';
-import { BODY_ERRORS, problems, publicSecurity, success } from '../openapi/responses.js';
+import { BODY_ERRORS, limitedProblems, problems, publicSecurity, success } from '../openapi/responses.js';
 import { ref, refAs } from '../schemas.js';
 import { forRequest } from '../http/request-context.js';
 import type { Context } from '../services/context.js';
 import * as sessions from '../services/sessions.js';
 import { JWKS_MAX_AGE } from '../services/signing-keys.js';
-import { limited } from './limits.js';
+import { documentedLimits, limited } from './limits.js';
 import type { App } from './types.js';
 
 export function tokenRoutes(app: App, ctx: Context, api: Components): void {
   const { config } = ctx;
   const tags = ['Token'];
   // Throttled generously (RATE_LIMIT_TOKEN_MAX): they guess tokens, but clients call them often.
-  // The document covers every configuration: the headers are documented whatever the setting.
-  const rateLimited = true;
+  // Documented where RATE_LIMIT_TOKEN_MAX is not 0 (the committed document covers every configuration).
+  const tokenLimits = documentedLimits(api.surface.throttles, 'token');
   const security = publicSecurity; // the token in the body is the credential
 
   app.post('/token/verify', {
@@ -30,8 +30,8 @@ export function tokenRoutes(app: App, ctx: Context, api: Components): void {
       // Any string: an empty or absurd token is an invalid token, as it is on bearer endpoints.
       body: refAs<{ token: string }>(api.VerifyTokenRequest),
       response: {
-        200: success(ref(api.VerifyTokenResponse), 'The token is valid and its session alive.', { rateLimited }),
-        ...problems(...BODY_ERRORS, 'invalid_token', 'expired_token', 'rate_limited'),
+        200: success(ref(api.VerifyTokenResponse), 'The token is valid and its session alive.', { rateLimited: tokenLimits.rateLimited }),
+        ...limitedProblems(tokenLimits, ...BODY_ERRORS, 'invalid_token', 'expired_token'),
       },
     },
     handler: (request) => sessions.verifyToken(forRequest(ctx, request), request.body.token),
@@ -51,8 +51,8 @@ export function tokenRoutes(app: App, ctx: Context, api: Components): void {
         security,
         body: refAs<{ refreshToken: string }>(api.RefreshRequest),
         response: {
-          200: success(ref(api.RefreshResponse), 'Refreshed: the next refresh token.', { rateLimited }),
-          ...problems(...BODY_ERRORS, 'invalid_token', 'expired_token', 'rate_limited'),
+          200: success(ref(api.RefreshResponse), 'Refreshed: the next refresh token.', { rateLimited: tokenLimits.rateLimited }),
+          ...limitedProblems(tokenLimits, ...BODY_ERRORS, 'invalid_token', 'expired_token'),
         },
       },
       handler: (request) => sessions.refresh(forRequest(ctx, request), request.body.refreshToken),
@@ -69,7 +69,7 @@ export function tokenRoutes(app: App, ctx: Context, api: Components): void {
           'exist and not be revoked already. (RevokeTokenMixin)',
         security,
         body: refAs<{ refreshToken: string }>(api.RevokeRequest),
-        response: { 200: success(ref(api.RevokeResponse), 'Revoked.', { rateLimited }), ...problems(...BODY_ERRORS, 'invalid_token', 'rate_limited') },
+        response: { 200: success(ref(api.RevokeResponse), 'Revoked.', { rateLimited: tokenLimits.rateLimited }), ...limitedProblems(tokenLimits, ...BODY_ERRORS, 'invalid_token') },
       },
       handler: (request) => sessions.revoke(forRequest(ctx, request), request.body.refreshToken),
     });
