@@ -51,7 +51,7 @@ export interface paths {
         put?: never;
         /**
          * Send the activation email again
-         * @description Always 202, whatever the address: an unverified account gets a new activation link; nothing tells whether the address has an account. (ResendActivationEmailMixin)
+         * @description Always 202, whatever the address, once the request is recorded (503 if it cannot be): an unverified account gets a new activation link, sent a few seconds later by the outbox worker; nothing — the answer, its time, the time of the next request — tells whether the address has an account. (ResendActivationEmailMixin)
          */
         post: operations["resendActivationEmail"];
         delete?: never;
@@ -271,7 +271,7 @@ export interface paths {
         put?: never;
         /**
          * Email a password reset link
-         * @description Always 202, in the same time, whatever the address. A verified account gets a reset link; an unverified one the activation email instead; an unknown or inactive one nothing. (SendPasswordResetEmailMixin)
+         * @description Always 202, in the same time, whatever the address, once the request is recorded (503 if it cannot be). The outbox worker resolves it a few seconds later: a verified account gets a reset link; an unverified one the activation email instead; an unknown or inactive one nothing. (SendPasswordResetEmailMixin)
          */
         post: operations["sendPasswordResetEmail"];
         delete?: never;
@@ -802,7 +802,7 @@ export interface components {
              * @description Stable, snake_case error code: branch on this.
              * @enum {unknown}
              */
-            code: "validation_failed" | "invalid_token" | "expired_token" | "invalid_password" | "invalid_credentials" | "unauthenticated" | "not_verified" | "not_found" | "user_not_found" | "session_not_found" | "email_not_found" | "method_not_allowed" | "already_verified" | "password_already_set" | "email_not_failed" | "email_not_pending" | "no_email_address" | "account_inactive" | "unique" | "key_rotation_unavailable" | "key_rotation_too_soon" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "internal_error" | "service_unavailable";
+            code: "validation_failed" | "invalid_token" | "expired_token" | "invalid_password" | "invalid_credentials" | "unauthenticated" | "not_verified" | "not_found" | "user_not_found" | "session_not_found" | "email_not_found" | "method_not_allowed" | "already_verified" | "password_already_set" | "email_not_failed" | "email_not_pending" | "no_email_address" | "account_inactive" | "unique" | "key_rotation_unavailable" | "key_rotation_too_soon" | "request_timeout" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "headers_too_large" | "internal_error" | "service_unavailable";
             /** @description Errors per request field (camelCase); nonFieldErrors holds the rest. */
             errors?: {
                 [key: string]: {
@@ -903,7 +903,7 @@ export interface components {
         LoginWithEmail: {
             /**
              * Format: email
-             * @description An email address.
+             * @description An email address within RFC 5321 §4.5.3.1: a local part of at most 64 characters, domain labels of at most 63.
              */
             email: string;
             password: string;
@@ -932,7 +932,7 @@ export interface components {
         RegisterRequest: {
             /**
              * Format: email
-             * @description An email address.
+             * @description An email address within RFC 5321 §4.5.3.1: a local part of at most 64 characters, domain labels of at most 63.
              */
             email?: string;
             /** @description 1–150 letters, digits and @.+-_; no default-ignorable (invisible) code points. Unique case-insensitively and by UTS #39 confusable skeleton: a name that looks like a taken one (Cyrillic `е` for Latin `e`) is 409 `unique`. */
@@ -994,7 +994,7 @@ export interface components {
         ResendActivationEmailRequest: {
             /**
              * Format: email
-             * @description An email address.
+             * @description An email address within RFC 5321 §4.5.3.1: a local part of at most 64 characters, domain labels of at most 63.
              */
             email: string;
         };
@@ -1109,7 +1109,7 @@ export interface components {
             lastName?: string;
             /**
              * Format: email
-             * @description An email address.
+             * @description An email address within RFC 5321 §4.5.3.1: a local part of at most 64 characters, domain labels of at most 63.
              */
             email?: string;
             /** @description The current password: required with `email`. */
@@ -1243,7 +1243,7 @@ export interface components {
         SendPasswordResetEmailRequest: {
             /**
              * Format: email
-             * @description An email address.
+             * @description An email address within RFC 5321 §4.5.3.1: a local part of at most 64 characters, domain labels of at most 63.
              */
             email: string;
         };
@@ -1428,7 +1428,7 @@ export interface components {
         AdminCreateUserRequest: {
             /**
              * Format: email
-             * @description An email address.
+             * @description An email address within RFC 5321 §4.5.3.1: a local part of at most 64 characters, domain labels of at most 63.
              */
             email?: string;
             /** @description 1–150 letters, digits and @.+-_; no default-ignorable (invisible) code points. Unique case-insensitively and by UTS #39 confusable skeleton: a name that looks like a taken one (Cyrillic `е` for Latin `e`) is 409 `unique`. */
@@ -1452,7 +1452,7 @@ export interface components {
         AdminUpdateUserRequest: {
             /**
              * Format: email
-             * @description An email address.
+             * @description An email address within RFC 5321 §4.5.3.1: a local part of at most 64 characters, domain labels of at most 63.
              */
             email?: string;
             /** @description 1–150 letters, digits and @.+-_; no default-ignorable (invisible) code points. Unique case-insensitively and by UTS #39 confusable skeleton: a name that looks like a taken one (Cyrillic `е` for Latin `e`) is 409 `unique`. */
@@ -1693,7 +1693,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The body is not JSON. Codes: `unsupported_media_type`. */
+            /** @description The body is not JSON, or not in UTF-8 (a charset other than utf-8). Codes: `unsupported_media_type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -1815,7 +1815,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The body is not JSON. Codes: `unsupported_media_type`. */
+            /** @description The body is not JSON, or not in UTF-8 (a charset other than utf-8). Codes: `unsupported_media_type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -1927,7 +1927,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The body is not JSON. Codes: `unsupported_media_type`. */
+            /** @description The body is not JSON, or not in UTF-8 (a charset other than utf-8). Codes: `unsupported_media_type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2063,7 +2063,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The body is not JSON. Codes: `unsupported_media_type`. */
+            /** @description The body is not JSON, or not in UTF-8 (a charset other than utf-8). Codes: `unsupported_media_type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2259,7 +2259,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The body is not JSON. Codes: `unsupported_media_type`. */
+            /** @description The body is not JSON, or not in UTF-8 (a charset other than utf-8). Codes: `unsupported_media_type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2395,7 +2395,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The body is not JSON. Codes: `unsupported_media_type`. */
+            /** @description The body is not JSON, or not in UTF-8 (a charset other than utf-8). Codes: `unsupported_media_type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2545,7 +2545,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The body is not JSON. Codes: `unsupported_media_type`. */
+            /** @description The body is not JSON, or not in UTF-8 (a charset other than utf-8). Codes: `unsupported_media_type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2667,7 +2667,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The body is not JSON. Codes: `unsupported_media_type`. */
+            /** @description The body is not JSON, or not in UTF-8 (a charset other than utf-8). Codes: `unsupported_media_type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2779,7 +2779,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The body is not JSON. Codes: `unsupported_media_type`. */
+            /** @description The body is not JSON, or not in UTF-8 (a charset other than utf-8). Codes: `unsupported_media_type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2891,7 +2891,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The body is not JSON. Codes: `unsupported_media_type`. */
+            /** @description The body is not JSON, or not in UTF-8 (a charset other than utf-8). Codes: `unsupported_media_type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3003,7 +3003,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The body is not JSON. Codes: `unsupported_media_type`. */
+            /** @description The body is not JSON, or not in UTF-8 (a charset other than utf-8). Codes: `unsupported_media_type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3163,7 +3163,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The body is not JSON. Codes: `unsupported_media_type`. */
+            /** @description The body is not JSON, or not in UTF-8 (a charset other than utf-8). Codes: `unsupported_media_type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3273,7 +3273,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The body is not JSON. Codes: `unsupported_media_type`. */
+            /** @description The body is not JSON, or not in UTF-8 (a charset other than utf-8). Codes: `unsupported_media_type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3395,7 +3395,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The body is not JSON. Codes: `unsupported_media_type`. */
+            /** @description The body is not JSON, or not in UTF-8 (a charset other than utf-8). Codes: `unsupported_media_type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3533,7 +3533,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The body is not JSON. Codes: `unsupported_media_type`. */
+            /** @description The body is not JSON, or not in UTF-8 (a charset other than utf-8). Codes: `unsupported_media_type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3926,7 +3926,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The body is not JSON. Codes: `unsupported_media_type`. */
+            /** @description The body is not JSON, or not in UTF-8 (a charset other than utf-8). Codes: `unsupported_media_type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4174,7 +4174,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The body is not JSON. Codes: `unsupported_media_type`. */
+            /** @description The body is not JSON, or not in UTF-8 (a charset other than utf-8). Codes: `unsupported_media_type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4327,7 +4327,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The body is not JSON. Codes: `unsupported_media_type`. */
+            /** @description The body is not JSON, or not in UTF-8 (a charset other than utf-8). Codes: `unsupported_media_type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4464,7 +4464,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The body is not JSON. Codes: `unsupported_media_type`. */
+            /** @description The body is not JSON, or not in UTF-8 (a charset other than utf-8). Codes: `unsupported_media_type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4601,7 +4601,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The body is not JSON. Codes: `unsupported_media_type`. */
+            /** @description The body is not JSON, or not in UTF-8 (a charset other than utf-8). Codes: `unsupported_media_type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4738,7 +4738,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The body is not JSON. Codes: `unsupported_media_type`. */
+            /** @description The body is not JSON, or not in UTF-8 (a charset other than utf-8). Codes: `unsupported_media_type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4875,7 +4875,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The body is not JSON. Codes: `unsupported_media_type`. */
+            /** @description The body is not JSON, or not in UTF-8 (a charset other than utf-8). Codes: `unsupported_media_type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5012,7 +5012,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The body is not JSON. Codes: `unsupported_media_type`. */
+            /** @description The body is not JSON, or not in UTF-8 (a charset other than utf-8). Codes: `unsupported_media_type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5149,7 +5149,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The body is not JSON. Codes: `unsupported_media_type`. */
+            /** @description The body is not JSON, or not in UTF-8 (a charset other than utf-8). Codes: `unsupported_media_type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5298,7 +5298,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The body is not JSON. Codes: `unsupported_media_type`. */
+            /** @description The body is not JSON, or not in UTF-8 (a charset other than utf-8). Codes: `unsupported_media_type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5551,7 +5551,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The body is not JSON. Codes: `unsupported_media_type`. */
+            /** @description The body is not JSON, or not in UTF-8 (a charset other than utf-8). Codes: `unsupported_media_type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5700,7 +5700,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The body is not JSON. Codes: `unsupported_media_type`. */
+            /** @description The body is not JSON, or not in UTF-8 (a charset other than utf-8). Codes: `unsupported_media_type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5924,7 +5924,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The body is not JSON. Codes: `unsupported_media_type`. */
+            /** @description The body is not JSON, or not in UTF-8 (a charset other than utf-8). Codes: `unsupported_media_type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
