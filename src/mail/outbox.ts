@@ -161,6 +161,7 @@ export class OutboxWorker {
     const started = performance.now();
     const seconds = () => (performance.now() - started) / 1000;
     const resolve = this.resolvers.get(row.kind);
+    const isRequest = resolve !== undefined || row.kind.startsWith('request:'); // not an email: no email metrics
     try {
       if (resolve) {
         // An email request: resolved (its email, if any, queued as a row of its own), not sent.
@@ -168,6 +169,10 @@ export class OutboxWorker {
         await resolve(row);
         this.log.info({ outboxId: row.id, kind: row.kind, attempts: row.attempts }, 'outbox: email request resolved');
         return;
+      } else if (row.kind.startsWith('request:')) {
+        // A request this worker cannot resolve is never mailed as it stands (it has no body, and
+        // its address is whatever a client typed): it waits, with backoff, for a worker that can.
+        throw new Error(`outbox: no resolver for ${row.kind}`);
       } else {
         await this.send({ from: this.options.from, to: row.recipient, subject: row.subject, text: row.text, html: row.html });
         this.observeAttempt('sent', seconds());
@@ -182,16 +187,19 @@ export class OutboxWorker {
       const permanent = code !== undefined && code >= 500;
       const lastError = String((err as Error).message ?? err).slice(0, 500);
       const failed = permanent || row.attempts >= this.options.maxAttempts;
-      if (!resolve) this.observeAttempt(failed ? 'failed' : 'retry', seconds());
+      if (!isRequest) this.observeAttempt(failed ? 'failed' : 'retry', seconds());
+      // Only while this claim holds (attempts is the claim's fencing token): a row whose lease ran
+      // out may have been claimed, and resolved or sent, by another instance meanwhile.
+      const mine = and(eq(outbox.id, row.id), eq(outbox.attempts, row.attempts), eq(outbox.status, 'pending'));
       if (failed) {
-        await this.db.update(outbox).set({ status: 'failed', lastError }).where(eq(outbox.id, row.id));
+        await this.db.update(outbox).set({ status: 'failed', lastError }).where(mine);
         this.log.error({ outboxId: row.id, kind: row.kind, attempts: row.attempts, lastError }, 'outbox: email failed for good');
       } else {
         const delay = Math.min(this.options.baseDelay * 2 ** (row.attempts - 1), this.options.maxDelay);
         await this.db
           .update(outbox)
           .set({ nextAttemptAt: new Date(this.now().getTime() + delay), lastError })
-          .where(eq(outbox.id, row.id));
+          .where(mine);
         this.log.warn({ outboxId: row.id, kind: row.kind, attempts: row.attempts, retryInMs: delay, lastError }, 'outbox: send failed, will retry');
       }
     }
