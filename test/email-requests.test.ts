@@ -105,22 +105,27 @@ const median = (xs: number[]) => {
 };
 
 /**
- * A permutation test on the difference of medians: the share of random relabelings of the same
- * measurements whose difference is at least the observed one. Small: the labels matter.
+ * A paired sign-flip permutation test on the median of the within-pair differences: the share of
+ * random sign flips of the pairs whose |median| is at least the observed one. Under "the same
+ * work", each pair's difference is as likely positive as negative (the order within a pair is
+ * random), so p is uniform; a real difference makes it tiny.
  */
-function permutationP(a: number[], b: number[], rounds = 2_000): number {
-  const observed = Math.abs(median(a) - median(b));
-  const all = [...a, ...b];
+function signFlipP(diffs: number[], rounds = 4_000): number {
+  const observed = Math.abs(median(diffs));
   let atLeast = 0;
   for (let i = 0; i < rounds; i++) {
-    for (let j = all.length - 1; j > 0; j--) {
-      const k = Math.floor(Math.random() * (j + 1));
-      [all[j], all[k]] = [all[k], all[j]];
-    }
-    if (Math.abs(median(all.slice(0, a.length)) - median(all.slice(a.length))) >= observed) atLeast++;
+    if (Math.abs(median(diffs.map((d) => (Math.random() < 0.5 ? -d : d)))) >= observed) atLeast++;
   }
   return atLeast / rounds;
 }
+
+// Within noise: a median paired difference below NOISE_MS whatever its significance, or one that
+// random sign flips reach easily (p > P_MIN). Failing needs both a difference above a quarter of a
+// millisecond and a systematic one, which load on a shared machine does not make (it falls on both
+// members of a pair alike). Before this change the request after a known address was slower by
+// 1.4–2.7 ms on PGlite, every time: that fails. (PostgreSQL's 0.15 ms was below the bound.)
+const NOISE_MS = 0.25;
+const P_MIN = 0.001;
 
 t.test('the request after resend/reset takes the same time for a known and an unknown address (paired, interleaved)', async (t) => {
   // The production poll interval: the worker resolves requests on its own schedule.
@@ -153,13 +158,18 @@ t.test('the request after resend/reset takes the same time for a known and an un
     });
     await client.terminate();
     const measured = following.slice(2); // the first two warm up
+    // Pair i is probes 2i and 2i+1 (random order within it): its difference, after known − after unknown.
+    const diffs: number[] = [];
+    for (let i = 0; i < labels.length; i += 2) diffs.push(labels[i] ? measured[i] - measured[i + 1] : measured[i + 1] - measured[i]);
     const afterKnown = measured.filter((_, i) => labels[i]);
     const afterUnknown = measured.filter((_, i) => !labels[i]);
-    const diff = median(afterKnown) - median(afterUnknown);
-    const p = permutationP(afterKnown, afterUnknown);
-    // Within noise: either a difference below a tenth of a millisecond (today's main showed 1.4–2.7 ms
-    // on PGlite, 0.15 ms on PostgreSQL), or one that random relabelings reach easily.
-    t.ok(Math.abs(diff) < 0.1 || p > 0.001, `${url}: median after known ${median(afterKnown).toFixed(3)} ms, after unknown ${median(afterUnknown).toFixed(3)} ms (difference ${diff.toFixed(3)} ms, permutation p = ${p.toFixed(3)})`);
+    const diff = median(diffs);
+    const p = signFlipP(diffs);
+    t.ok(
+      Math.abs(diff) < NOISE_MS || p > P_MIN,
+      `${url}: median after known ${median(afterKnown).toFixed(3)} ms, after unknown ${median(afterUnknown).toFixed(3)} ms; ` +
+        `median paired difference ${diff.toFixed(3)} ms (sign-flip p = ${p.toFixed(3)}, ${diffs.length} pairs)`,
+    );
   }
   // And the requests were honoured, by the worker's own poll.
   t.ok(await h.mail.waitForSubject(verified.email, RESET_SUBJECT, 1, 30_000), 'the known address got its reset email');
