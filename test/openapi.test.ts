@@ -298,6 +298,27 @@ t.test('429 is listed exactly on the routes whose limits can answer it, in every
   }
 });
 
+t.test('admin routes: 429 and the RateLimit-* headers while ADMIN_RATE_LIMIT_MAX is on, none at 0', async (t) => {
+  for (const [max, expected] of [['300', true], ['0', false]] as const) {
+    const hc = await buildTestApp(t, { env: { ADMIN_API_KEYS: `doc:${'x'.repeat(32)}`, ADMIN_RATE_LIMIT_MAX: max } });
+    const doc = (await get(hc.app, '/openapi.json')).body;
+    const admin = operations(doc).filter(({ path }) => path.startsWith('/admin'));
+    t.ok(admin.length > 5, `ADMIN_RATE_LIMIT_MAX=${max}: the admin routes are documented`);
+    t.same(
+      admin.filter(({ op }) => Boolean(op.responses?.['429']) !== expected).map(({ method, path }) => `${method} ${path}`),
+      [],
+      `ADMIN_RATE_LIMIT_MAX=${max}: 429 ${expected ? 'on every' : 'on no'} admin route`,
+    );
+    t.same(
+      admin
+        .filter(({ op }) => Object.entries<any>(op.responses ?? {}).some(([s, r]) => /^2/.test(s) && Boolean(r.headers?.['RateLimit-Remaining']) !== expected))
+        .map(({ method, path }) => `${method} ${path}`),
+      [],
+      `ADMIN_RATE_LIMIT_MAX=${max}: the RateLimit-* headers ${expected ? 'on every' : 'on no'} admin success`,
+    );
+  }
+});
+
 t.test('with only the per-account count on, a refused login is a documented 429 (Retry-After, no RateLimit-* fields)', async (t) => {
   const hc = await buildTestApp(t, { env: { RATE_LIMIT_MAX: '0', LOGIN_FAILURE_LIMIT: '2' } });
   const doc = (await get(hc.app, '/openapi.json')).body;

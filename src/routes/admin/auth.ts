@@ -10,7 +10,7 @@
 //   key-guesser is throttled.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
-import type { AdminApiKey } from '../../config.js';
+import type { AdminApiKey, Config } from '../../config.js';
 import { AppError, type ErrorCode } from '../../errors.js';
 
 declare module 'fastify' {
@@ -34,6 +34,15 @@ export const adminSecurity = [{ adminApiKey: [] }];
 
 /** Codes every admin route may answer, besides its own (for problems()). */
 export const ADMIN_ERRORS = ['unauthenticated', 'rate_limited'] as const satisfies readonly ErrorCode[];
+
+/**
+ * What every admin route documents about its limit: the RateLimit-* headers and 429 only while
+ * ADMIN_RATE_LIMIT_MAX is not 0 (the document lists 429 exactly where it can be answered).
+ */
+export function adminLimits(config: Readonly<Config>): { common: ErrorCode[]; rateLimited: boolean } {
+  const rateLimited = config.adminRateLimit.max > 0;
+  return { common: ADMIN_ERRORS.filter((c) => rateLimited || c !== 'rate_limited'), rateLimited };
+}
 
 /** The id of the key whose digest matches, checking every key in constant time; undefined when none. */
 export function matchAdminKey(keys: readonly AdminApiKey[], presented: string): string | undefined {

@@ -5,7 +5,7 @@ import { ref } from '../../schemas.js';
 import type { Context } from '../../services/context.js';
 import { listSigningKeys, rotateSigningKeys } from '../../services/signing-keys.js';
 import type { App } from '../types.js';
-import { ADMIN_ERRORS, adminSecurity } from './auth.js';
+import { adminLimits, adminSecurity } from './auth.js';
 
 const date = Type.String({ format: 'date-time' });
 const EXAMPLE_KEY = {
@@ -62,8 +62,8 @@ export const adminKeySchemas = [SigningKey, KeyList, AdminRotateSigningKeysReque
 export function adminKeyRoutes(app: App, ctx: Context): void {
   const tags = ['Admin'];
   const security = adminSecurity;
-  const common = ADMIN_ERRORS;
-  const keyList = success(ref(KeyList), 'The signing keys.', { rateLimited: true });
+  const { common, rateLimited } = adminLimits(ctx.config);
+  const keyList = success(ref(KeyList), 'The signing keys.', { rateLimited });
 
   app.get('/keys', {
     schema: {

@@ -5,7 +5,7 @@ import { BODY_ERRORS, problems, success } from '../../openapi/responses.js';
 import { ref } from '../../schemas.js';
 import type { Context } from '../../services/context.js';
 import type { App } from '../types.js';
-import { ADMIN_ERRORS, adminSecurity } from './auth.js';
+import { adminLimits, adminSecurity } from './auth.js';
 
 const date = Type.String({ format: 'date-time' });
 // Spelled out (not mapped from OUTBOX_STATUSES) so that the static type keeps the literals.
@@ -56,8 +56,8 @@ const Id = Type.Object({ id: Type.Integer({ minimum: 1, description: 'The outbox
 export function adminOutboxRoutes(app: App, ctx: Context): void {
   const tags = ['Admin'];
   const security = adminSecurity;
-  const common = ADMIN_ERRORS;
-  const envelope = success(ref(AdminOutboxEmailResponse), 'The email.', { rateLimited: true });
+  const { common, rateLimited } = adminLimits(ctx.config);
+  const envelope = success(ref(AdminOutboxEmailResponse), 'The email.', { rateLimited });
 
   app.get('/outbox', {
     schema: {
@@ -74,7 +74,7 @@ export function adminOutboxRoutes(app: App, ctx: Context): void {
         },
         { additionalProperties: false },
       ),
-      response: { 200: success(ref(AdminListOutboxResponse), 'A page of email.', { rateLimited: true }), ...problems('validation_failed', ...common) },
+      response: { 200: success(ref(AdminListOutboxResponse), 'A page of email.', { rateLimited }), ...problems('validation_failed', ...common) },
     },
     handler: (request) => outbox.listOutbox(ctx, request.query),
   });

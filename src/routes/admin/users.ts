@@ -5,7 +5,7 @@ import { Email, Name, Password, ref, User, Username } from '../../schemas.js';
 import * as admin from '../../services/admin-users.js';
 import type { Context } from '../../services/context.js';
 import type { App } from '../types.js';
-import { ADMIN_ERRORS, adminOf, adminSecurity } from './auth.js';
+import { adminLimits, adminOf, adminSecurity } from './auth.js';
 
 const EXAMPLE_USER = { user: { id: '0190a4b2-7c1e-7f3a-9b2d-4e5f6a7b8c9d', email: 'ada@example.com', username: 'ada', firstName: 'Ada', lastName: 'Lovelace', verified: true, archived: false, isActive: true, hasPassword: true, dateJoined: '2026-01-05T10:00:00.000Z', lastLogin: null } };
 const AdminUserResponse = Type.Object(
@@ -51,14 +51,14 @@ const AdminSendPasswordResetResponse = Type.Object(
 );
 /** The named shapes of this module (app.ts registers them when the admin API is on). */
 export const adminUserSchemas = [AdminUserResponse, AdminListUsersResponse, AdminCreateUserRequest, AdminUpdateUserRequest, AdminLogoutUserResponse, AdminSendPasswordResetResponse];
-const UserEnvelope = success(ref(AdminUserResponse), 'The account.', { rateLimited: true });
 const Id = Type.Object({ id: Type.String({ format: 'uuid', description: 'The user id.' }) }, { additionalProperties: false });
 const boolFilter = (description: string) => Type.Optional(Type.Boolean({ description }));
 
 export function adminUserRoutes(app: App, ctx: Context): void {
   const tags = ['Admin'];
   const security = adminSecurity;
-  const common = ADMIN_ERRORS;
+  const { common, rateLimited } = adminLimits(ctx.config);
+  const UserEnvelope = success(ref(AdminUserResponse), 'The account.', { rateLimited });
 
   app.get('/users', {
     schema: {
@@ -83,7 +83,7 @@ export function adminUserRoutes(app: App, ctx: Context): void {
         },
         { additionalProperties: false },
       ),
-      response: { 200: success(ref(AdminListUsersResponse), 'A page of accounts.', { rateLimited: true }), ...problems('validation_failed', ...common) },
+      response: { 200: success(ref(AdminListUsersResponse), 'A page of accounts.', { rateLimited }), ...problems('validation_failed', ...common) },
     },
     handler: (request) => admin.listUsers(ctx, request.query),
   });
@@ -112,7 +112,7 @@ export function adminUserRoutes(app: App, ctx: Context): void {
         '(checked by the password rules; errors on `password`). `verified` creates it verified. On request, ' +
         '`sendActivationEmail` (an unverified account with an email) or `sendPasswordSetEmail` (a passwordless one).',
       body: ref(AdminCreateUserRequest),
-      response: { 201: success(ref(AdminUserResponse), 'Created.', { rateLimited: true }), ...problems(...BODY_ERRORS, 'unique', ...common) },
+      response: { 201: success(ref(AdminUserResponse), 'Created.', { rateLimited }), ...problems(...BODY_ERRORS, 'unique', ...common) },
     },
     handler: async (request, reply) => reply.code(201).send(await admin.createUser(ctx, adminOf(request), request.body)),
   });
@@ -141,7 +141,7 @@ export function adminUserRoutes(app: App, ctx: Context): void {
       summary: 'Delete an account',
       description: 'Removes the account and all of its data (sessions, tokens, unsent email), whatever ALLOW_DELETE_ACCOUNT says.',
       params: Id,
-      response: { 204: noContent('Deleted.', { rateLimited: true }), ...problems(...BODY_ERRORS, 'user_not_found', ...common) },
+      response: { 204: noContent('Deleted.', { rateLimited }), ...problems(...BODY_ERRORS, 'user_not_found', ...common) },
     },
     handler: async (request, reply) => {
       await admin.deleteUser(ctx, adminOf(request), request.params.id);
@@ -179,7 +179,7 @@ export function adminUserRoutes(app: App, ctx: Context): void {
       summary: 'End every session of the account',
       description: 'Its access and refresh tokens stop working at once.',
       params: Id,
-      response: { 200: success(ref(AdminLogoutUserResponse), 'Logged out.', { rateLimited: true }), ...problems(...BODY_ERRORS, 'user_not_found', ...common) },
+      response: { 200: success(ref(AdminLogoutUserResponse), 'Logged out.', { rateLimited }), ...problems(...BODY_ERRORS, 'user_not_found', ...common) },
     },
     handler: (request) => admin.logoutUser(ctx, adminOf(request), request.params.id),
   });
@@ -193,7 +193,7 @@ export function adminUserRoutes(app: App, ctx: Context): void {
       description: '`no_email_address` or `account_inactive` (409) when it cannot be sent. Using the link also verifies the account.',
       params: Id,
       response: {
-        202: success(ref(AdminSendPasswordResetResponse), 'Queued.', { rateLimited: true }),
+        202: success(ref(AdminSendPasswordResetResponse), 'Queued.', { rateLimited }),
         ...problems(...BODY_ERRORS, 'user_not_found', 'no_email_address', 'account_inactive', ...common),
       },
     },
