@@ -25,7 +25,8 @@ import { createMetrics } from './lib/metrics.js';
 import { createHasher } from './lib/password.js';
 import { openLimitStore } from './lib/store/open.js';
 import { createTasks } from './lib/tasks.js';
-import { DEFAULT_OUTBOX, logTransport, type OutboxOptions, type OutboxRow, outboxDepth, OutboxWorker, smtpTransport, type Transport } from './mail/outbox.js';
+import { type EmailRow, emailChannel, logTransport, outboxDepth, smtpTransport, type Transport } from './mail/outbox.js';
+import { DEFAULT_WORKER, DeliveryWorker, type WorkerOptions } from './outbox/worker.js';
 import { accountRoutes } from './routes/accounts.js';
 import { adminRoutes, adminSchemas } from './routes/admin/index.js';
 import { passwordRoutes } from './routes/passwords.js';
@@ -48,7 +49,7 @@ import { backfillUsernameSkeletons, normalizeIdentifier } from './services/users
 export interface Overrides {
   now?: Clock;
   transport?: Transport;
-  outbox?: Partial<OutboxOptions>;
+  outbox?: Partial<WorkerOptions>;
   logger?: boolean;
   /** Where the log goes instead of stdout (tests read it to prove that no secret is logged). */
   logStream?: { write(line: string): void };
@@ -100,12 +101,23 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
   const tasks = createTasks((name, err) => app.log.error({ err, task: name }, 'background task failed'));
   const metrics = createMetrics();
   metrics.observe({ outboxDepth: () => outboxDepth(database.db), pool: database.pool });
+  const outboxOptions: WorkerOptions = {
+    ...DEFAULT_WORKER,
+    concurrency: config.outbox.concurrency,
+    lease: config.outbox.lease * 1000,
+    // Deliveries in flight get a fifth of the shutdown bound to finish before they are aborted.
+    stopGrace: Math.min(DEFAULT_WORKER.stopGrace, (config.shutdownTimeout * 1000) / 5),
+    ...overrides.outbox,
+  };
   const transport =
-    overrides.transport ?? (config.emailTransport === 'smtp' && config.smtpUrl ? smtpTransport(config.smtpUrl) : logTransport(app.log));
-  const outboxOptions = { ...DEFAULT_OUTBOX, ...overrides.outbox, from: config.emailFrom };
+    overrides.transport ??
+    (config.emailTransport === 'smtp' && config.smtpUrl
+      ? smtpTransport(config.smtpUrl, { maxConnections: outboxOptions.concurrency })
+      : logTransport(app.log));
   // Email requests (resend-activation, password reset) are outbox rows resolved by the worker.
-  const resolvers = new Map(Object.values(REQUEST_KINDS).map((kind) => [kind, (row: OutboxRow) => resolveEmailRequest(ctx, row)] as const));
-  const worker = new OutboxWorker(database.db, transport, outboxOptions, now, app.log, metrics.emailAttempt, resolvers);
+  const resolvers = Object.fromEntries(Object.values(REQUEST_KINDS).map((kind) => [kind, (row: EmailRow) => resolveEmailRequest(ctx, row)]));
+  // One worker for every outbox channel (email today); a channel is a table and its senders.
+  const worker = new DeliveryWorker(database.db, [emailChannel(transport, config.emailFrom, resolvers)], outboxOptions, now, app.log, metrics.emailAttempt);
   // Per-client, per-account and per-recipient limits, in Redis or the database (lib/store).
   const limits = await openLimitStore(config, database.db, app.log, { offsetMs: () => now().getTime() - Date.now() });
   const ctx: Context = {
@@ -226,6 +238,7 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
     await tasks.idle();
     await worker.stop();
     await limits.close();
+    transport.close?.();
   });
   return app;
 }

@@ -90,6 +90,10 @@ export interface Config {
    */
   adminApiKeys: AdminApiKey[];
   adminRateLimit: { max: number; window: number }; // requests per window (seconds) per client on /admin; max 0 = off
+  /** Outbox deliveries in flight at once (and SMTP connections); a claimed row's lease (seconds). */
+  outbox: { concurrency: number; lease: number };
+  /** Graceful shutdown ends within this many seconds, whatever is still running. */
+  shutdownTimeout: number;
 }
 
 export interface AdminApiKey {
@@ -338,6 +342,8 @@ export function loadConfig(env: Env): Readonly<Config> {
       keepAliveTimeout: duration('KEEP_ALIVE_TIMEOUT', '10s'),
       maxConnections: int('MAX_CONNECTIONS', 1000, 0, 1_000_000),
     },
+    outbox: { concurrency: int('OUTBOX_CONCURRENCY', 5, 1, 100), lease: duration('OUTBOX_LEASE', '60s', 8) },
+    shutdownTimeout: duration('SHUTDOWN_TIMEOUT', '10s', 2),
   };
   if (config.connections.headersTimeout > config.connections.requestTimeout) {
     problems.push('HEADERS_TIMEOUT: must not be above REQUEST_TIMEOUT');

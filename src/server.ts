@@ -8,7 +8,7 @@ import { openDatabase } from './db/index.js';
 
 if (existsSync('.env')) process.loadEnvFile('.env');
 
-let config;
+let config: ReturnType<typeof loadConfig>;
 try {
   config = loadConfig(process.env);
 } catch (err) {
@@ -35,12 +35,25 @@ async function shutdown(signal: string) {
   if (closing) return;
   closing = true;
   app.log.info({ signal }, 'shutting down');
-  const force = setTimeout(() => process.exit(1), 15_000).unref();
+  // The bound holds whatever happens below: the timer stays armed until the process has exited,
+  // not just until the close calls return (something left open would otherwise keep it alive).
+  let closed = false;
+  setTimeout(() => {
+    if (closed) {
+      app.log.warn('shutdown: closed, but something kept the process alive; exiting');
+      process.exit(0);
+    }
+    app.log.error({ timeoutSeconds: config.shutdownTimeout }, 'shutdown did not finish in time; exiting');
+    process.exit(1);
+  }, config.shutdownTimeout * 1000).unref();
   try {
     await app.close();
     await database!.close();
-  } finally {
-    clearTimeout(force);
+    closed = true;
+    app.log.info('shut down');
+  } catch (err) {
+    app.log.error({ err }, 'shutdown failed');
+    process.exit(1);
   }
 }
 process.once('SIGTERM', () => void shutdown('SIGTERM'));

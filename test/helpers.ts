@@ -18,7 +18,7 @@ import { type Config, loadConfig } from '../src/config.js';
 import { type Database, MIGRATIONS_FOLDER, openDatabase, usePglite } from '../src/db/index.js';
 import { outbox, users } from '../src/db/schema.js';
 import { ERRORS, type ErrorCode } from '../src/errors.js';
-import type { OutboxOptions } from '../src/mail/outbox.js';
+import type { WorkerOptions as OutboxOptions } from '../src/outbox/worker.js';
 import type { App } from '../src/routes/types.js';
 
 /** The subset of tap's Test that the helpers need. */
@@ -75,12 +75,17 @@ export interface Sink {
   start(): Promise<void>;
 }
 
-/**
- * A real SMTP server in-process. `reply(address)` scripts its answer to RCPT TO: undefined accepts,
- * a number rejects with that SMTP response code (5xx permanent, 4xx temporary).
- */
-export async function smtpSink(t: T, options: { reply?: (address: string) => number | undefined } = {}): Promise<Sink> {
+export interface SinkOptions {
+  /** Scripts the answer to RCPT TO: undefined accepts, a number rejects with that SMTP response code (5xx permanent, 4xx temporary). */
+  reply?: (address: string) => number | undefined;
+  /** Milliseconds the server waits before answering the message's DATA (Infinity: it stalls until stopped). */
+  delay?: (address: string) => number;
+}
+
+/** A real SMTP server in-process, scriptable with SinkOptions. */
+export async function smtpSink(t: T, options: SinkOptions = {}): Promise<Sink & { accepted: number; started: number; connections: number }> {
   const messages: ParsedMail[] = [];
+  const stalls = new Set<() => void>();
   let port = 0;
   let server: SMTPServer;
   const create = () =>
@@ -88,6 +93,10 @@ export async function smtpSink(t: T, options: { reply?: (address: string) => num
       authOptional: true,
       disabledCommands: ['STARTTLS'],
       logger: false,
+      onConnect(_session, callback) {
+        sink.connections++;
+        callback();
+      },
       onRcptTo(address, _session, callback) {
         const code = options.reply?.(address.address);
         if (code === undefined) return callback();
@@ -95,10 +104,22 @@ export async function smtpSink(t: T, options: { reply?: (address: string) => num
         (err as Error & { responseCode: number }).responseCode = code;
         callback(err);
       },
-      onData(stream, _session, callback) {
+      onData(stream, session, callback) {
+        sink.started++;
+        const wait = options.delay?.(session.envelope.rcptTo[0]?.address ?? '') ?? 0;
         simpleParser(stream)
-          .then((mail) => {
+          .then(async (mail) => {
+            if (wait > 0) {
+              // Answered later (or, stalled, never: the connection is dropped when the server stops).
+              await new Promise<void>((resolve) => {
+                const done = () => (stalls.delete(done), resolve());
+                stalls.add(done);
+                if (Number.isFinite(wait)) setTimeout(done, wait);
+              });
+              if (!server.server.listening) return callback(new Error('server stopped'));
+            }
             messages.push(mail);
+            sink.accepted++;
             callback();
           })
           .catch(callback);
@@ -113,9 +134,18 @@ export async function smtpSink(t: T, options: { reply?: (address: string) => num
         resolve();
       });
     });
-  const close = () => new Promise<void>((resolve) => server.close(() => resolve()));
+  const close = () =>
+    new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      for (const release of [...stalls]) release();
+      // Stalled clients are not waited for (smtp-server would wait 30 s for them).
+      for (const connection of (server as unknown as { connections: Set<{ close(): void }> }).connections ?? []) connection.close();
+    });
   await listen();
-  const sink: Sink = {
+  const sink: Sink & { accepted: number; started: number; connections: number } = {
+    connections: 0,
+    accepted: 0,
+    started: 0,
     url: `smtp://127.0.0.1:${port}`,
     messages,
     to: (to, subject) =>

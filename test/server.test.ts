@@ -81,3 +81,35 @@ t.test('a queued email survives a restart of the service (PGlite in DATA_DIR)', 
   t.equal(await stop(second), 0);
   t.notMatch(first.output() + second.output(), new RegExp(PASSWORD), 'no password in the logs');
 });
+
+t.test('SIGTERM with a stalled SMTP server: exit 0 within the drain bound, the email stays queued', async (t) => {
+  // Issue 9 item 6: the stalled send held shutdown for 15 s and the exit code was 1.
+  const dataDir = mkdtempSync(join(tmpdir(), 'authservice-server-'));
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const stalled = await smtpSink(t, { delay: () => Infinity });
+  const server = await start({ DATA_DIR: dataDir, SMTP_URL: stalled.url, SHUTDOWN_TIMEOUT: '5s' });
+  t.teardown(() => server.child.kill('SIGKILL'));
+  const user = uniqueUser();
+  const res = await fetch(`${server.url}/register`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ ...user, password1: PASSWORD, password2: PASSWORD }),
+  });
+  t.equal(res.status, 201);
+  for (let i = 0; stalled.started === 0 && i < 200; i++) await new Promise((r) => setTimeout(r, 50));
+  t.equal(stalled.started, 1, 'the send is in flight, stalled');
+
+  const stopping = Date.now();
+  t.equal(await stop(server), 0, 'exit 0');
+  const took = Date.now() - stopping;
+  t.ok(took < 5_000, `within the 5 s bound (${took} ms)`);
+  t.match(server.output(), /delivery aborted, queued for a retry/);
+  t.notMatch(server.output(), /"level":50/, 'no error was logged');
+
+  // The next start sends it.
+  const good = await smtpSink(t);
+  const next = await start({ DATA_DIR: dataDir, SMTP_URL: good.url });
+  t.teardown(() => next.child.kill('SIGKILL'));
+  t.equal((await good.waitFor(user.email, 1, 20_000)).subject, 'Activate your account');
+  t.equal(await stop(next), 0);
+});

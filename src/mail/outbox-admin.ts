@@ -2,8 +2,10 @@
 // Beside mail/outbox.ts (the worker), for the operator's writes to email_outbox. Never returns the
 // bodies: until an email is sent they hold a live one-time token.
 import { and, desc, eq, lt, type SQL } from 'drizzle-orm';
+import type { PgUpdateSetSource } from 'drizzle-orm/pg-core';
 import { outbox, type OutboxStatus } from '../db/schema.js';
 import { AppError } from '../errors.js';
+import { dbNow } from '../db/now.js';
 import { decodeCursor, encodeCursor } from '../lib/cursor.js';
 import type { Context } from '../services/context.js';
 
@@ -60,7 +62,7 @@ export async function listOutbox(
   return { emails: page.map(toEntry), nextCursor: rows.length > limit ? encodeCursor([page.at(-1)!.id]) : null };
 }
 
-async function transition(ctx: Context, id: number, from: OutboxStatus, set: Partial<typeof outbox.$inferInsert>): Promise<OutboxEntry> {
+async function transition(ctx: Context, id: number, from: OutboxStatus, set: PgUpdateSetSource<typeof outbox>): Promise<OutboxEntry> {
   // One conditional UPDATE decides: of two operators (or an operator and the worker) one wins.
   const [row] = await ctx.db
     .update(outbox)
@@ -78,7 +80,7 @@ async function transition(ctx: Context, id: number, from: OutboxStatus, set: Par
  * expired meanwhile (the email says for how long it is valid); the recipient can ask for another.
  */
 export async function requeueEmail(ctx: Context, id: number): Promise<{ email: OutboxEntry }> {
-  const email = await transition(ctx, id, 'failed', { status: 'pending', attempts: 0, nextAttemptAt: ctx.now(), lastError: null });
+  const email = await transition(ctx, id, 'failed', { status: 'pending', attempts: 0, nextAttemptAt: dbNow(ctx.now), lastError: null });
   ctx.mailQueued();
   return { email };
 }
