@@ -1,5 +1,5 @@
 // The outbox as an operator sees it: list by status, requeue a failed email, cancel a pending one.
-// Beside mail/outbox.ts (the worker), for the operator's writes to email_outbox. Never returns the
+// Beside mail/outbox.ts (the email channel; outbox/worker.ts sends), for the operator's writes to email_outbox. Never returns the
 // bodies: until an email is sent they hold a live one-time token.
 import { and, desc, eq, lt, type SQL } from 'drizzle-orm';
 import type { PgUpdateSetSource } from 'drizzle-orm/pg-core';
