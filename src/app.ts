@@ -117,7 +117,7 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
   // Email requests (resend-activation, password reset) are outbox rows resolved by the worker.
   const resolvers = Object.fromEntries(Object.values(REQUEST_KINDS).map((kind) => [kind, (row: EmailRow) => resolveEmailRequest(ctx, row)]));
   // One worker for every outbox channel (email today); a channel is a table and its senders.
-  const worker = new DeliveryWorker(database.db, [emailChannel(transport, config.emailFrom, resolvers)], outboxOptions, now, app.log, metrics.emailAttempt);
+  const worker = new DeliveryWorker(database.db, [emailChannel(transport, config.emailFrom, resolvers)], outboxOptions, app.log, metrics.emailAttempt);
   // Per-client, per-account and per-recipient limits, in Redis or the database (lib/store).
   const limits = await openLimitStore(config, database.db, app.log, { offsetMs: () => now().getTime() - Date.now() });
   const ctx: Context = {
@@ -167,6 +167,11 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
 
   app.setErrorHandler(async (err: FastifyError, request, reply) => {
     const appErr = toAppError(err);
+    if (appErr.code === 'service_unavailable') {
+      // The database (or the shutdown) is the cause, not the request: try again shortly.
+      reply.header('retry-after', '2');
+      if (appErr.cause) database.noteUnavailable(appErr.cause);
+    }
     if (appErr.code === 'rate_limited') {
       const route = request.routeOptions.url ?? '(unmatched)';
       await recordEvent(forRequest(ctx, request), null, { type: 'rate_limited', userId: request.auth?.user.id ?? null, reason: route });

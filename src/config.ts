@@ -94,6 +94,8 @@ export interface Config {
   outbox: { concurrency: number; lease: number };
   /** Graceful shutdown ends within this many seconds, whatever is still running. */
   shutdownTimeout: number;
+  /** Bounds on every wait for the database, in milliseconds (db/index.ts DatabaseOptions). */
+  database: { poolSize: number; connectTimeout: number; acquireTimeout: number; queryTimeout: number; pingTimeout: number };
 }
 
 export interface AdminApiKey {
@@ -155,6 +157,22 @@ export function loadConfig(env: Env): Readonly<Config> {
     if (n === undefined || n < min) {
       problems.push(`${name}: expected a duration of at least ${min}s such as 3600, 15m, 1h or 7d, got "${raw}"`);
       return parseDuration(fallback)!;
+    }
+    return n;
+  };
+  // Milliseconds: "500ms", or seconds as everywhere else ("5", "5s").
+  const toMs = (raw: string): number => {
+    const m = /^(\d+)\s*ms$/.exec(raw.trim());
+    if (m) return Number(m[1]);
+    const seconds = parseDuration(raw);
+    return seconds === undefined ? NaN : seconds * 1000;
+  };
+  const millis = (name: string, fallback: string, min: number, max: number): number => {
+    const raw = get(name) ?? fallback;
+    const n = toMs(raw);
+    if (!(n >= min && n <= max)) {
+      problems.push(`${name}: expected a duration from ${min} ms to ${max / 1000} s such as 500ms or 5s, got "${raw}"`);
+      return toMs(fallback);
     }
     return n;
   };
@@ -344,6 +362,13 @@ export function loadConfig(env: Env): Readonly<Config> {
     },
     outbox: { concurrency: int('OUTBOX_CONCURRENCY', 5, 1, 100), lease: duration('OUTBOX_LEASE', '60s', 8) },
     shutdownTimeout: duration('SHUTDOWN_TIMEOUT', '10s', 2),
+    database: {
+      poolSize: int('DB_POOL_SIZE', 10, 1, 1000),
+      connectTimeout: millis('DB_CONNECT_TIMEOUT', '2s', 100, 600_000),
+      acquireTimeout: millis('DB_ACQUIRE_TIMEOUT', '2s', 10, 600_000),
+      queryTimeout: millis('DB_QUERY_TIMEOUT', '5s', 100, 3_600_000),
+      pingTimeout: millis('DB_PING_TIMEOUT', '1s', 100, 60_000),
+    },
   };
   if (config.connections.headersTimeout > config.connections.requestTimeout) {
     problems.push('HEADERS_TIMEOUT: must not be above REQUEST_TIMEOUT');

@@ -2,9 +2,11 @@
 // app, listens, and shuts down gracefully on SIGTERM/SIGINT: stop accepting, drain requests and
 // background work, stop the outbox worker (queued email stays queued), close the database.
 import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { buildApp } from './app.js';
 import { type Config, ConfigError, loadConfig } from './config.js';
-import { openDatabase } from './db/index.js';
+import { type Database, openDatabase } from './db/index.js';
+import { ensureDataDir, StartupError } from './lib/data-dir.js';
 
 if (existsSync('.env')) process.loadEnvFile('.env');
 
@@ -17,18 +19,36 @@ try {
   process.exit(1);
 }
 
-// A database that cannot be reached, opened or migrated is an operator's problem, not a bug: one
-// structured line naming the database (never its password) and the reason, then exit 1.
-let database: Awaited<ReturnType<typeof openDatabase>> | undefined;
-let app: Awaited<ReturnType<typeof buildApp>>;
-try {
-  database = await openDatabase(config.databaseUrl, config.dataDir);
-  app = await buildApp(config, database);
-} catch (err) {
-  console.error(JSON.stringify({ level: 'fatal', time: Date.now(), msg: 'could not start: the database cannot be opened', database: describeDatabase(config), reason: reasonOf(err) }));
-  await database?.close().catch(() => {});
+/** A start-up failure an operator must fix: one structured line, exit 1, no stack. */
+function fatal(msg: string, fields: Record<string, unknown>): never {
+  process.stderr.write(`${JSON.stringify({ level: 'fatal', time: Date.now(), pid: process.pid, hostname: hostname(), msg, ...fields })}\n`);
   process.exit(1);
 }
+
+// A DATA_DIR or a database that cannot be used (unreachable, missing, not migratable, owned by
+// another process) is an operator's problem, not a bug: one structured line naming it (never a
+// password) and the reason, then exit 1.
+let database: Database | undefined;
+let app: Awaited<ReturnType<typeof buildApp>>;
+try {
+  // DATA_DIR holds the embedded database and the development signing key: check it first when
+  // either is used, so a bad folder is one clear line and not a stack from deep inside.
+  const devKey = !config.jwt.privateKey && config.jwt.algorithm !== 'HS256';
+  if (!config.databaseUrl || devKey) ensureDataDir(config.dataDir);
+  database = await openDatabase(config.databaseUrl, config.dataDir, config.database);
+  app = await buildApp(config, database);
+} catch (err) {
+  await database?.close().catch(() => {});
+  if (err instanceof StartupError && 'dataDir' in err.fields) fatal(err.message, err.fields);
+  // db/postgres.ts names the host, port and user, and says the reason in words where it knows it.
+  const { reason, code, database: _name, ...where } = err instanceof StartupError ? err.fields : ({} as Record<string, unknown>);
+  const why = reason ? [code, reason].filter(Boolean).join(': ') : reasonOf(err);
+  fatal('could not start: the database cannot be opened', { database: describeDatabase(config), reason: why, ...where });
+}
+
+// A rejection nobody handled is a bug, but not one that should take every request down with it
+// (a database outage must never kill the process): logged as an error, and the service goes on.
+process.on('unhandledRejection', (err) => app.log.error({ err }, 'unhandled rejection (a bug: please report it)'));
 
 let closing = false;
 async function shutdown(signal: string) {

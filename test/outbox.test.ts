@@ -4,7 +4,6 @@
 import { eq, inArray, sql } from 'drizzle-orm';
 import t from 'tap';
 import { outbox } from '../src/db/schema.js';
-import { systemClock } from '../src/lib/clock.js';
 import { DEFAULT_WORKER, DeliveryWorker, type Channel } from '../src/outbox/worker.js';
 import { buildSiblingApp, buildTestApp, makeDatabase, outboxSettled, PASSWORD, post, recipientOf, sleep, smtpSink, uniqueUser } from './helpers.js';
 
@@ -97,7 +96,7 @@ t.test('the worker machinery: dispatch by kind, fencing by attempt, a lost lease
       '*': async (row) => void calls.push(`default:${row.id}`),
     },
   };
-  const worker = new DeliveryWorker(db, [channel], { ...DEFAULT_WORKER, pollInterval: 50, lease: 1_200, concurrency: 2 }, systemClock, silent);
+  const worker = new DeliveryWorker(db, [channel], { ...DEFAULT_WORKER, pollInterval: 50, lease: 1_200, concurrency: 2 }, silent);
   t.teardown(() => worker.stop());
   const insert = async (kind: string) => {
     const [r] = await db.insert(outbox).values({ recipient: 'x@example.com', kind, subject: 's', text: 't', html: 'h' }).returning();
@@ -151,8 +150,8 @@ t.test('a claimed row is never handed out while its sender is still sending, eve
     delivered: () => ({ lastError: label }),
   });
   const opts = { ...DEFAULT_WORKER, pollInterval: 50, lease: 600, concurrency: 3 };
-  const a = new DeliveryWorker(db, [slowChannel('a')], opts, systemClock, silent);
-  const b = new DeliveryWorker(db, [slowChannel('b')], opts, systemClock, silent);
+  const a = new DeliveryWorker(db, [slowChannel('a')], opts, silent);
+  const b = new DeliveryWorker(db, [slowChannel('b')], opts, silent);
   t.teardown(async () => Promise.all([a.stop(), b.stop()]));
   const ids: number[] = [];
   for (let i = 0; i < 4; i++) {

@@ -1,14 +1,11 @@
-// Opens the database: PostgreSQL when a postgres:// URL is given, otherwise the embedded PGlite
-// (PostgreSQL in WebAssembly) kept in a folder or in memory. Both get the same schema and the same
-// migrations, applied here at start.
-import { mkdirSync } from 'node:fs';
+// Opens the database: PostgreSQL when a postgres:// URL is given (db/postgres.ts), otherwise the
+// embedded PGlite (PostgreSQL in WebAssembly) kept in a folder or in memory (db/pglite.ts, loaded
+// only then). Both get the same schema and the same migrations, applied here at start.
 import { fileURLToPath } from 'node:url';
-import type { PGlite } from '@electric-sql/pglite';
-import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
-import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
-import postgres from 'postgres';
-import { type PoolStats, trackPool } from './pool-stats.js';
-import * as schema from './schema.js';
+import type { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
+import type { PoolStats } from './pool-stats.js';
+import type { Readiness } from './readiness.js';
+import type * as schema from './schema.js';
 
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../migrations', import.meta.url));
 
@@ -21,85 +18,65 @@ export interface Database {
   kind: 'postgres' | 'pglite';
   /** Connections in use, for the metrics. */
   pool: PoolStats;
-  /** Resolves when the database answers a trivial query. */
-  ping(): Promise<void>;
+  /**
+   * The readiness check (db/readiness.ts): whether the database has every migration of this
+   * build. Rejects when the database does not answer, within `pingTimeout` whatever it does (its
+   * own connection, not the request pool's queue), and while the request pool has recently been
+   * unable to hand out a connection in time.
+   */
+  ready(): Promise<Readiness>;
+  /** Called with every error that made a request answer 503 (the pool's health for ping). */
+  noteUnavailable(err: unknown): void;
   close(): Promise<void>;
 }
 
-/** Any lock key will do, as long as every instance of this service uses the same one. */
-const MIGRATION_LOCK = 727_465_001;
-
-export async function openDatabase(url: string | undefined, dataDir: string): Promise<Database> {
-  if (url && url !== 'memory://') return openPostgres(url);
-  // PGlite (WebAssembly, tens of MB) is loaded only when it is used: not in PostgreSQL mode.
-  const { PGlite } = await import('@electric-sql/pglite');
-  let pg: PGlite;
-  if (url === 'memory://') {
-    pg = await PGlite.create();
-  } else {
-    mkdirSync(dataDir, { recursive: true }); // PGlite does not create parent folders
-    pg = await PGlite.create(`${dataDir}/pgdata`);
-  }
-  return usePglite(pg);
+/** Every bound on waiting for the database (milliseconds); see README "Failure behaviour". */
+export interface DatabaseOptions {
+  /** Connections in the request pool (PostgreSQL). */
+  poolSize: number;
+  /** Opening a connection, TCP and start-up included. */
+  connectTimeout: number;
+  /** Waiting for a free connection of the pool. */
+  acquireTimeout: number;
+  /** One statement (PostgreSQL's statement_timeout); a silent server gets one more second. */
+  queryTimeout: number;
+  /** The readiness probe's query, connection included. */
+  pingTimeout: number;
 }
 
-/** Wraps an open PGlite (tests pass a clone of a migrated template) and migrates it. */
-export async function usePglite(pg: PGlite): Promise<Database> {
-  const [{ drizzle: drizzlePglite }, { migrate: migratePglite }] = await Promise.all([
-    import('drizzle-orm/pglite'),
-    import('drizzle-orm/pglite/migrator'),
-  ]);
-  // PGlite is a single connection in this process: no other instance can race the migration.
-  await migratePglite(drizzlePglite(pg), { migrationsFolder: MIGRATIONS_FOLDER });
-  const tracked = trackPool(pg, 1, ['query', 'transaction']);
-  const db = drizzlePglite(tracked.client, { schema });
-  return {
-    db: db as unknown as Db,
-    kind: 'pglite',
-    pool: tracked.stats,
-    ping: async () => void (await pg.query('select 1')),
-    close: async () => {
-      if (!pg.closed) await pg.close();
-    },
-  };
+export const DEFAULT_DATABASE: DatabaseOptions = {
+  poolSize: 10,
+  connectTimeout: 2_000,
+  acquireTimeout: 2_000,
+  queryTimeout: 5_000,
+  pingTimeout: 1_000,
+};
+
+export async function openDatabase(url: string | undefined, dataDir: string, options: Partial<DatabaseOptions> = {}): Promise<Database> {
+  const opts = { ...DEFAULT_DATABASE, ...options };
+  if (url && url !== 'memory://') return (await import('./postgres.js')).openPostgres(url, opts);
+  return (await import('./pglite.js')).openPglite(url === 'memory://' ? undefined : dataDir, opts);
 }
 
-async function openPostgres(url: string): Promise<Database> {
-  // Migrate on a dedicated connection that holds an advisory lock, so that several instances
-  // starting at once apply each migration exactly once.
-  const admin = postgres(url, { max: 1, onnotice: () => {} });
-  try {
-    await admin`select pg_advisory_lock(${MIGRATION_LOCK})`;
-    await migratePostgres(drizzlePostgres(admin), { migrationsFolder: MIGRATIONS_FOLDER });
-    await admin`select pg_advisory_unlock(${MIGRATION_LOCK})`;
-  } finally {
-    await admin.end();
-  }
-  const max = 10;
-  const client = postgres(url, { max, onnotice: () => {}, connect_timeout: 10 });
-  const tracked = trackPool(client, max, ['unsafe', 'begin']);
-  return {
-    db: drizzlePostgres(tracked.client, { schema }),
-    kind: 'postgres',
-    pool: tracked.stats,
-    ping: async () => void (await client`select 1`),
-    close: () => client.end({ timeout: 5 }),
-  };
-}
-
-// Errors that mean "the database cannot be reached", as opposed to "this query is wrong":
-// socket errors, postgres.js's connection states, PostgreSQL's class 08 and shutdown codes, and a
-// closed PGlite.
+// Errors that mean "the database cannot serve this now", as opposed to "this query is wrong":
+// socket errors; postgres.js's connection states and our bounded waits (QUEUE_TIMEOUT: no free
+// connection in time, QUERY_TIMEOUT: a silent server); PostgreSQL's class 08 (connection), 53
+// (insufficient resources), 57 (operator intervention: 57014 a statement cancelled by
+// statement_timeout, 57P01-03 shutting down or starting up), 55P03 (lock_timeout), 25P03 (idle in
+// transaction timeout), 3D000 (the database does not exist), 28xxx (authentication); a closed PGlite.
 const UNAVAILABLE = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE',
-  'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT',
-  '57P01', '57P02', '57P03', '53300',
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE',
+  'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT', 'QUEUE_TIMEOUT', 'QUERY_TIMEOUT',
+  '55P03', '25P03', '3D000',
 ]);
+const UNAVAILABLE_CLASSES = ['08', '53', '57', '28'];
 
-/** True when an error (or its cause) says the database is unreachable. */
+/** True when an error (or its cause) says the database is unreachable or cannot serve now. */
 export function isDatabaseUnavailable(err: unknown): boolean {
   for (let e = err as { code?: unknown; message?: unknown; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
-    if (typeof e.code === 'string' && (UNAVAILABLE.has(e.code) || e.code.startsWith('08'))) return true;
+    if (typeof e.code === 'string' && (UNAVAILABLE.has(e.code) || (/^[0-9A-Z]{5}$/.test(e.code) && UNAVAILABLE_CLASSES.includes(e.code.slice(0, 2))))) {
+      return true;
+    }
     if (typeof e.message === 'string' && /PGlite is closed/i.test(e.message)) return true;
   }
   return false;
@@ -110,4 +87,15 @@ export function pgErrorOf(err: unknown): { code?: string; constraint?: string } 
   const e = err as { code?: string; constraint?: string; constraint_name?: string; cause?: unknown };
   if (e?.code && /^[0-9A-Z]{5}$/.test(e.code)) return { code: e.code, constraint: e.constraint ?? e.constraint_name };
   return e?.cause ? pgErrorOf(e.cause) : {};
+}
+
+/** Rejects with `message` after `ms`, unless `work` settles first. */
+export function within<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    work,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(Object.assign(new Error(message), { code: 'PING_TIMEOUT' })), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }

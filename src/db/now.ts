@@ -15,7 +15,7 @@ export function dbNow(clock: Clock = systemClock): SQL {
   return sql`(now() + ${offset}::float8 * interval '1 millisecond')`;
 }
 
-/** dbNow plus `ms` milliseconds. */
-export function dbNowPlus(clock: Clock, ms: number): SQL {
+/** The database's now() plus `ms` milliseconds (shifted by an injected clock's offset, when given). */
+export function dbNowPlus(ms: number, clock: Clock = systemClock): SQL {
   return sql`(${dbNow(clock)} + ${Math.round(ms)}::float8 * interval '1 millisecond')`;
 }

@@ -80,7 +80,7 @@ async function transition(ctx: Context, id: number, from: OutboxStatus, set: PgU
  * expired meanwhile (the email says for how long it is valid); the recipient can ask for another.
  */
 export async function requeueEmail(ctx: Context, id: number): Promise<{ email: OutboxEntry }> {
-  const email = await transition(ctx, id, 'failed', { status: 'pending', attempts: 0, nextAttemptAt: dbNow(ctx.now), lastError: null });
+  const email = await transition(ctx, id, 'failed', { status: 'pending', attempts: 0, nextAttemptAt: dbNow(), lastError: null });
   ctx.mailQueued();
   return { email };
 }

@@ -5,7 +5,9 @@
 // Invariants:
 // - claiming: one row per statement (UPDATE … WHERE id IN (SELECT … LIMIT 1 FOR UPDATE SKIP
 //   LOCKED)) pushes that row's next_attempt_at one lease ahead and counts the attempt. Times are
-//   the database's (db/now.ts), so instances with skewed clocks agree on what is due;
+//   the database's real now() (db/now.ts), so instances with skewed clocks agree on what is due;
+//   scheduling is operational time, so a test that moves the service's clock does not make a
+//   row in flight due again;
 // - a lease covers what it claims: while a row is being delivered its lease is renewed (every
 //   quarter lease); if it cannot be renewed in time (the database is unreachable), the delivery is
 //   aborted while a quarter of the lease is still left, so no other instance is ever handed a row
@@ -25,7 +27,6 @@ import type { PgColumn, PgTable } from 'drizzle-orm/pg-core';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Db } from '../db/index.js';
 import { dbNow, dbNowPlus } from '../db/now.js';
-import type { Clock } from '../lib/clock.js';
 
 export type DeliveryStatus = 'pending' | 'sent' | 'failed';
 
@@ -118,7 +119,6 @@ export class DeliveryWorker {
     private readonly db: Db,
     private readonly channels: Channel[],
     private readonly options: WorkerOptions,
-    private readonly now: Clock,
     private readonly log: FastifyBaseLogger,
     /** One delivery attempt's outcome and duration, for the metrics (an aborted one is not counted). */
     private readonly observeAttempt: (result: 'sent' | 'retry' | 'failed', seconds: number) => void = () => {},
@@ -211,13 +211,13 @@ export class DeliveryWorker {
     const due = this.db
       .select({ id: t.id })
       .from(t)
-      .where(and(eq(t.status, 'pending'), lte(t.nextAttemptAt, dbNow(this.now))))
+      .where(and(eq(t.status, 'pending'), lte(t.nextAttemptAt, dbNow())))
       .orderBy(t.nextAttemptAt, t.id)
       .limit(1)
       .for('update', { skipLocked: true });
     const [row] = await this.db
       .update(t)
-      .set({ nextAttemptAt: dbNowPlus(this.now, this.options.lease), attempts: sql`${t.attempts} + 1` } as never)
+      .set({ nextAttemptAt: dbNowPlus(this.options.lease), attempts: sql`${t.attempts} + 1` } as never)
       .where(inArray(t.id, due))
       .returning();
     return row as unknown as QueueRow | undefined;
@@ -237,7 +237,7 @@ export class DeliveryWorker {
   private release(channel: Channel, row: QueueRow, reason: AbortReason): Promise<boolean> {
     const t = channel.table;
     return this.update(channel, row, {
-      nextAttemptAt: dbNow(this.now),
+      nextAttemptAt: dbNow(),
       attempts: sql`${t.attempts} - 1`,
       lastError: new DeliveryAborted(reason).message,
     });
@@ -261,7 +261,7 @@ export class DeliveryWorker {
       if (renewing || at - lastRenewal < margin) return;
       renewing = true;
       lastRenewal = at;
-      this.update(channel, row, { nextAttemptAt: dbNowPlus(this.now, lease) })
+      this.update(channel, row, { nextAttemptAt: dbNowPlus(lease) })
         .then((held) => {
           if (held) leaseUntil = at + lease;
           else controller.abort(new DeliveryAborted('lease'));
@@ -311,7 +311,7 @@ export class DeliveryWorker {
 
   /** Marks a delivered row sent, retrying while the lease holds (else it would be sent twice). */
   private async markDelivered(channel: Channel, row: QueueRow, leaseUntil: () => number): Promise<void> {
-    const now = dbNow(this.now);
+    const now = dbNow();
     const set = { status: 'sent', lastError: null, ...channel.delivered?.(now) };
     for (;;) {
       try {
@@ -337,7 +337,7 @@ export class DeliveryWorker {
       return;
     }
     const delay = Math.min(this.options.baseDelay * 2 ** (row.attempts - 1), this.options.maxDelay);
-    await this.update(channel, row, { nextAttemptAt: dbNowPlus(this.now, delay), lastError });
+    await this.update(channel, row, { nextAttemptAt: dbNowPlus(delay), lastError });
     this.log.warn({ ...info, retryInMs: delay, lastError }, `outbox: ${channel.name} failed, will retry`);
   }
 }

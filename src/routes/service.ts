@@ -4,7 +4,6 @@
 //   not shutting down (take it out of rotation when this fails); /health is the same as ready.
 import type { Config } from '../config.js';
 import type { Database } from '../db/index.js';
-import { readinessCheck } from '../db/readiness.js';
 import { AppError } from '../errors.js';
 import type { Components } from '../openapi/components.js';
 import { problems, publicSecurity, success } from '../openapi/responses.js';
@@ -15,7 +14,6 @@ export function serviceRoutes(app: App, config: Readonly<Config>, database: Data
   const tags = ['Service'];
   // PUBLIC_URL's path: behind a proxy that serves this service under /auth, the links say /auth/docs.
   const base = new URL(config.publicUrl).pathname.replace(/\/$/, '');
-  const ready = readinessCheck(database.db);
 
   // A pointer, not an API operation: kept out of the OpenAPI document.
   app.get('/', {
@@ -29,7 +27,7 @@ export function serviceRoutes(app: App, config: Readonly<Config>, database: Data
   const readiness = async () => {
     let state;
     try {
-      state = await ready();
+      state = await database.ready();
     } catch (cause) {
       throw new AppError('service_unavailable', { detail: 'The database does not answer.', cause });
     }
