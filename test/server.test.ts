@@ -113,3 +113,40 @@ t.test('SIGTERM with a stalled SMTP server: exit 0 within the drain bound, the e
   t.equal((await good.waitFor(user.email, 1, 20_000)).subject, 'Activate your account');
   t.equal(await stop(next), 0);
 });
+
+t.test('SIGTERM while refreshes are in flight on kept-alive connections: the process still exits 0 within its bound', async (t) => {
+  // Issue 10 item 3: connections whose request was in flight at SIGTERM went idle but stayed open
+  // (keep-alive), holding the server's close, so shutdown never ended.
+  const dataDir = mkdtempSync(join(tmpdir(), 'authservice-server-'));
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const server = await start({ DATA_DIR: dataDir, RATE_LIMIT_MAX: '0', SHUTDOWN_TIMEOUT: '8s' });
+  t.teardown(() => server.child.kill('SIGKILL'));
+  const json = (path: string, body: unknown) =>
+    fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+      .then(async (r) => ({ status: r.status, body: (await r.json()) as any }))
+      .catch(() => ({ status: 0, body: {} as any }));
+  const user = uniqueUser();
+  await json('/register', { ...user, password1: PASSWORD, password2: PASSWORD });
+  const chains: string[] = [];
+  for (let i = 0; i < 30; i++) chains.push((await json('/token', { email: user.email, password: PASSWORD })).body.refreshToken);
+  let stopping = false;
+  const burst = Promise.all(
+    chains.map(async (token) => {
+      while (!stopping) {
+        const r = await json('/token/refresh', { refreshToken: token });
+        if (r.status !== 200) return;
+        token = r.body.refreshToken;
+      }
+    }),
+  );
+  await new Promise((r) => setTimeout(r, 500)); // refreshes in flight on kept-alive connections
+  const started = Date.now();
+  server.child.kill('SIGTERM');
+  const code = await server.exited;
+  stopping = true;
+  await burst;
+  const took = Date.now() - started;
+  t.equal(code, 0, 'exit 0');
+  t.ok(took < 8_000, `exited ${took} ms after SIGTERM`);
+  t.notMatch(server.output(), /did not finish in time|kept the process alive/, 'closed by itself, not by the timer');
+});
