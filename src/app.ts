@@ -98,7 +98,12 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
   const now = overrides.now ?? systemClock;
   const keys = await openKeyRing({ db: database.db, config, now }, (err) => app.log.warn({ err }, 'signing keys: reload failed'));
 
-  const tasks = createTasks((name, err) => app.log.error({ err, task: name }, 'background task failed'));
+  // A database outage is an incident (warn), like a 503; anything else is a bug (error).
+  const tasks = createTasks((name, err) =>
+    isDatabaseUnavailable(err)
+      ? app.log.warn({ err, task: name }, 'background task failed: the database is unavailable')
+      : app.log.error({ err, task: name }, 'background task failed'),
+  );
   const metrics = createMetrics();
   metrics.observe({ outboxDepth: () => outboxDepth(database.db), pool: database.pool });
   const outboxOptions: WorkerOptions = {

@@ -15,7 +15,7 @@ export interface Running {
 export async function startServer(t: T, env: Record<string, string>, options: SpawnOptions = {}): Promise<Running> {
   const { child, output, exited } = spawnServer(env, options);
   t.teardown(() => void child.kill('SIGKILL'));
-  const deadline = Date.now() + 90_000;
+  const deadline = Date.now() + 180_000;
   for (;;) {
     const m = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output());
     if (m) return { child, url: m[1], output, exited, alive: () => child.exitCode === null && child.signalCode === null };

@@ -24,7 +24,7 @@ async function start(env: Record<string, string>): Promise<Running> {
   child.stdout!.on('data', (d) => (output += d));
   child.stderr!.on('data', (d) => (output += d));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + 180_000; // a fresh PGlite folder took 73 s to open at a load average of 30
   for (;;) {
     const m = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
     if (m) return { child, url: m[1], output: () => output, exited };
