@@ -8,6 +8,8 @@ ARG NODE_VERSION=22
 FROM node:${NODE_VERSION}-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+# postinstall applies patches/ (patch-package): the patched postgres.js must be in both stages.
+COPY patches ./patches
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
@@ -17,6 +19,7 @@ RUN npm run build
 FROM node:${NODE_VERSION}-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY patches ./patches
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 # 3. The runtime: no TypeScript, no tsx, no build tools.
@@ -38,6 +41,6 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/health/ready').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 
 # node is PID 1 and handles SIGTERM itself: it stops accepting, drains requests and background
-# work, stops the mail worker (queued mail stays queued) and exits 0 within 15 s.
+# work, stops the mail worker (queued mail stays queued) and exits within SHUTDOWN_TIMEOUT (10 s).
 STOPSIGNAL SIGTERM
 CMD ["node", "dist/server.js"]
