@@ -32,22 +32,26 @@ function assertOneLine(t: Test, r: Awaited<ReturnType<typeof failedStart>>, mess
   t.equal(r.code, 1, 'exit 1');
   t.equal(r.lines.length, 1, 'one line on stderr', { lines: r.lines });
   t.match(r.line?.msg, message);
-  t.equal(r.line?.level, 60, 'a structured (JSON) fatal line');
+  t.equal(r.line?.level, 'fatal', 'a structured (JSON) fatal line');
   t.notMatch(r.output, /\n\s+at /, 'no stack trace');
 }
 
 t.test('an unreachable database at start: one line naming the host and the reason, exit 1', async (t) => {
   const port = await freePort(); // nobody listens there
   const r = await failedStart({ DATABASE_URL: `postgres://svc:secret@127.0.0.1:${port}/auth`, DATA_DIR: tempDir(t) });
-  assertOneLine(t, r, new RegExp(`cannot open the database 127\\.0\\.0\\.1:${port}/auth: connection refused`));
+  assertOneLine(t, r, /could not start: the database cannot be opened/);
+  t.equal(r.line?.database, `PostgreSQL at 127.0.0.1:${port}/auth`);
+  t.match(r.line?.reason, /^ECONNREFUSED: connection refused: is PostgreSQL running/);
   t.equal(r.line?.host, '127.0.0.1');
-  t.equal(r.line?.database, 'auth');
+  t.equal(r.line?.port, port);
   t.notMatch(r.output, /secret/, 'never the password');
 });
 
 t.test('a missing database at start: one line saying it does not exist, exit 1', async (t) => {
   const r = await failedStart({ DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/no_such_db_authservice', DATA_DIR: tempDir(t) });
-  assertOneLine(t, r, /cannot open the database 127\.0\.0\.1:5432\/no_such_db_authservice: the database does not exist/);
+  assertOneLine(t, r, /could not start: the database cannot be opened/);
+  t.equal(r.line?.database, 'PostgreSQL at 127.0.0.1:5432/no_such_db_authservice');
+  t.match(r.line?.reason, /^3D000: the database does not exist/);
 });
 
 t.test('DATA_DIR is a file: one line, exit 1', async (t) => {
@@ -62,12 +66,14 @@ t.test('DATA_DIR not writable: one line, exit 1', { skip: process.getuid?.() !==
   chmodSync(dir, 0o755); // readable and searchable by everyone, writable by root only
   const nobody = 65534;
   // The service runs as nobody, so root's bypass of permissions does not hide the problem.
-  const r = await failedStart({ DATA_DIR: join(dir, 'data'), HOME: '/tmp' }, { uid: nobody, gid: nobody, cwd: process.cwd() });
+  // NODE_OPTIONS emptied: tap's process-info hook (inherited from the test) would write to .tap/ on
+  // exit, which nobody may not, and add its own stack to the output.
+  const r = await failedStart({ DATA_DIR: join(dir, 'data'), HOME: '/tmp', NODE_OPTIONS: '' }, { uid: nobody, gid: nobody, cwd: process.cwd() });
   assertOneLine(t, r, /DATA_DIR .*data cannot be created \(permission denied\)/);
   const made = mkdtempSync(join(dir, 'ro-'));
   chownSync(made, 0, 0);
   chmodSync(made, 0o555);
-  const r2 = await failedStart({ DATA_DIR: made, HOME: '/tmp' }, { uid: nobody, gid: nobody });
+  const r2 = await failedStart({ DATA_DIR: made, HOME: '/tmp', NODE_OPTIONS: '' }, { uid: nobody, gid: nobody });
   assertOneLine(t, r2, /DATA_DIR .* is not writable by this process \(permission denied\)/);
 });
 
@@ -101,12 +107,14 @@ t.test('the embedded database, kill -9 during registrations: every queued email 
     server.child.kill('SIGKILL');
     await server.exited;
   }
-  const started = Date.now();
   const last = await startServer(t, { DATA_DIR: dataDir, SMTP_URL: mail.url });
+  // Measured from when the restarted process listens: its start-up time (PGlite reopening a folder
+  // is seconds on a loaded machine) is not the outbox's doing.
+  const started = Date.now();
   for (const email of registered) await mail.waitFor(email, 1, 30_000);
   const took = Date.now() - started;
   t.equal(registered.length, 32, 'every registration was acknowledged');
-  // 32 messages at 0.7 s over 5 connections is ~4.5 s of sending; the start itself a few seconds.
+  // 32 messages at 0.7 s over 5 connections is ~4.5 s of sending.
   t.ok(took < 25_000, `all ${registered.length} activation emails out ${took} ms after the restart`);
   t.equal(await stopServer(last), 0);
 });
