@@ -124,7 +124,10 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
   // One worker for every outbox channel (email today); a channel is a table and its senders.
   const worker = new DeliveryWorker(database.db, [emailChannel(transport, config.emailFrom, resolvers)], outboxOptions, app.log, metrics.emailAttempt);
   // Per-client, per-account and per-recipient limits, in Redis or the database (lib/store).
-  const limits = await openLimitStore(config, database.db, app.log, { offsetMs: () => now().getTime() - Date.now() });
+  const limits = await openLimitStore(config, database.db, app.log, {
+    offsetMs: () => now().getTime() - Date.now(),
+    onFailure: () => metrics.limitsStoreFailure(config.redis.url ? 'redis' : 'database'),
+  });
   const ctx: Context = {
     config,
     db: database.db,

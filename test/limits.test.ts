@@ -125,7 +125,8 @@ async function closedPort(): Promise<number> {
 
 t.test('a Redis outage fails open by default: limits off, a warning logged, no hang', async (t) => {
   const port = await closedPort();
-  const { app, lines } = await appWithLog(t, { REDIS_URL: `redis://127.0.0.1:${port}`, RATE_LIMIT_MAX: '2' });
+  const METRICS_TOKEN = 'metrics-token-0123456789';
+  const { app, lines } = await appWithLog(t, { REDIS_URL: `redis://127.0.0.1:${port}`, RATE_LIMIT_MAX: '2', METRICS_TOKEN });
   const body = { email: uniqueUser().email, password: PASSWORD };
   const started = Date.now();
   for (let i = 1; i <= 4; i++) {
@@ -138,6 +139,9 @@ t.test('a Redis outage fails open by default: limits off, a warning logged, no h
     'a warning says the limits are off',
     { lines: lines.map((l) => l.msg) },
   );
+  const metrics = await app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
+  const failures = Number(/^limits_store_failures_total\{store="redis"\} (\d+)$/m.exec(metrics.body)?.[1]);
+  t.ok(failures >= 4, `and a metric is raised: limits_store_failures_total{store="redis"} ${failures}`);
 });
 
 t.test('RATE_LIMIT_FAIL_CLOSED=true: a Redis outage answers 503 service_unavailable on throttled routes', async (t) => {

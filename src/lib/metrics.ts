@@ -14,6 +14,8 @@ export interface Metrics {
   /** The outbox tried to send one email. */
   emailAttempt(result: 'sent' | 'retry' | 'failed', seconds: number): void;
   securityEvent(event: SecurityEvent): void;
+  /** A call to the limits store (Redis, or the database) failed: limits were skipped or refused. */
+  limitsStoreFailure(store: 'redis' | 'database'): void;
   /** Sources read at scrape time: the outbox depth by status, the database pool. */
   observe(sources: { outboxDepth?: () => Promise<Record<string, number>>; pool?: PoolStats }): void;
 }
@@ -123,9 +125,16 @@ export function createMetrics(): Metrics {
       if (pool) this.set(Math.max(0, pool.active() - pool.max));
     },
   });
+  const storeFailures = new Counter({
+    name: 'limits_store_failures_total',
+    help: 'Failed calls to the limits store (the rate limits could not be counted: skipped, or 503 with RATE_LIMIT_FAIL_CLOSED), by store.',
+    labelNames: ['store'] as const,
+    registers,
+  });
   // Pre-create the series that matter at zero, so a dashboard sees 0 rather than no data.
   for (const reason of ['unknown_account', 'wrong_password', 'inactive', 'no_password', 'not_verified']) loginFailures.inc({ reason }, 0);
   reuse.inc(0);
+  for (const store of ['redis', 'database']) storeFailures.inc({ store }, 0);
 
   return {
     registry,
@@ -150,6 +159,9 @@ export function createMetrics(): Metrics {
       if (event.type === 'login_failed') loginFailures.inc({ reason: event.reason ?? 'unknown' });
       else if (event.type === 'rate_limited') rateLimited.inc({ route: event.reason ?? 'unknown' });
       else if (event.type === 'refresh_reuse_detected') reuse.inc();
+    },
+    limitsStoreFailure(store) {
+      storeFailures.inc({ store });
     },
     observe(sources) {
       outboxDepth = sources.outboxDepth ?? outboxDepth;
