@@ -66,14 +66,19 @@ t.test('DATA_DIR not writable: one line, exit 1', { skip: process.getuid?.() !==
   chmodSync(dir, 0o755); // readable and searchable by everyone, writable by root only
   const nobody = 65534;
   // The service runs as nobody, so root's bypass of permissions does not hide the problem.
-  // NODE_OPTIONS emptied: tap's process-info hook (inherited from the test) would write to .tap/ on
-  // exit, which nobody may not, and add its own stack to the output.
-  const r = await failedStart({ DATA_DIR: join(dir, 'data'), HOME: '/tmp', NODE_OPTIONS: '' }, { uid: nobody, gid: nobody, cwd: process.cwd() });
+  // tap's process-info hook, which tap injects into every child, writes to <cwd>/.tap on exit:
+  // nobody may not write there, and its failure would add a stack to the output. Point it at a
+  // folder nobody may write.
+  const tapDir = mkdtempSync(join(tmpdir(), 'authservice-tap-'));
+  chmodSync(tapDir, 0o777);
+  t.teardown(() => rmSync(tapDir, { recursive: true, force: true }));
+  const asNobody = { HOME: '/tmp', _TAPJS_PROCESSINFO_CWD_: tapDir };
+  const r = await failedStart({ DATA_DIR: join(dir, 'data'), ...asNobody }, { uid: nobody, gid: nobody, cwd: process.cwd() });
   assertOneLine(t, r, /DATA_DIR .*data cannot be created \(permission denied\)/);
   const made = mkdtempSync(join(dir, 'ro-'));
   chownSync(made, 0, 0);
   chmodSync(made, 0o555);
-  const r2 = await failedStart({ DATA_DIR: made, HOME: '/tmp', NODE_OPTIONS: '' }, { uid: nobody, gid: nobody });
+  const r2 = await failedStart({ DATA_DIR: made, ...asNobody }, { uid: nobody, gid: nobody });
   assertOneLine(t, r2, /DATA_DIR .* is not writable by this process \(permission denied\)/);
 });
 
