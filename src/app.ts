@@ -178,7 +178,6 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
     if (appErr.code === 'service_unavailable') {
       // The database (or the shutdown) is the cause, not the request: try again shortly.
       reply.header('retry-after', '2');
-      if (appErr.cause) database.noteUnavailable(appErr.cause);
     }
     if (appErr.code === 'rate_limited') {
       const route = request.routeOptions.url ?? '(unmatched)';

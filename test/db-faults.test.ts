@@ -74,6 +74,15 @@ function checkAnswers(t: Test, answers: (Answer & { op: string })[], boundMs: nu
   return { unavailable: unavailable.length, total: answers.length };
 }
 
+/** The log lines at error level or above (shown whole when a test fails, not cut by tap). */
+function errorLines(server: Running): string[] {
+  return server
+    .output()
+    .split('\n')
+    .filter((l) => /"level":(50|60)/.test(l))
+    .map((l) => l.slice(0, 2_000));
+}
+
 async function recovered(server: Running, users: { token: string }[], timeoutMs = 15_000): Promise<number> {
   const started = Date.now();
   for (;;) {
@@ -87,9 +96,10 @@ async function recovered(server: Running, users: { token: string }[], timeoutMs 
   }
 }
 
-// todo: at a load average near 30 (six engineers on two cores), /health was seen answering 503
-// "pool exhausted" for longer than the 15 s allowed after a restart; not yet explained.
-t.test('ten stops and crashes of PostgreSQL under load: the process survives every one and recovers by itself', { skip, todo: !skip && 'flaky on an overloaded machine: /health recovery after a restart' }, async (t) => {
+// /health once stayed 503 "pool exhausted" long after a restart: readiness kept a verdict for 5 s
+// after every request that timed out waiting for a connection, and the traffic of a loaded
+// machine kept renewing it. Readiness now measures the pool afresh on every check.
+t.test('ten stops and crashes of PostgreSQL under load: the process survives every one and recovers by itself', { skip }, async (t) => {
   const cluster = await startCluster(t);
   const mail = await smtpSink(t);
   const server = await startServer(t, { DATABASE_URL: cluster.url, SMTP_URL: mail.url });
@@ -112,7 +122,7 @@ t.test('ten stops and crashes of PostgreSQL under load: the process survives eve
   const { unavailable, total } = checkAnswers(t, traffic.answers, 8_000);
   t.ok(unavailable > 0, `the outages were seen: ${unavailable} of ${total} answers were 503`);
   t.ok(Math.max(...recoveries) < 5_000, `recovered within 5 s of each restart (${recoveries.join(', ')} ms)`);
-  t.notMatch(server.output(), /"level":(50|60)/, 'nothing logged as an error: outages are warnings');
+  t.same(errorLines(server), [], 'nothing logged as an error: outages are warnings');
   t.notMatch(server.output(), /TypeError|uncaught/i);
   t.equal(await stopServer(server), 0, 'and it still shuts down cleanly');
 });
@@ -137,7 +147,7 @@ t.test('a database that stops answering (no RST): 503 within the bound, /health 
   t.equal(await stopServer(server), 0);
 });
 
-t.test('a table lock that exhausts the pool: 503 within the bound, statement_timeout (57014) is a 503 logged as a warning, /health says so within 1 s', { skip, todo: !skip && 'flaky on an overloaded machine' }, async (t) => {
+t.test('a table lock that exhausts the pool: 503 within the bound, statement_timeout (57014) is a 503 logged as a warning, /health says so within 1 s', { skip }, async (t) => {
   const cluster = await startCluster(t);
   const mail = await smtpSink(t);
   const server = await startServer(t, { DATABASE_URL: cluster.url, SMTP_URL: mail.url, DB_POOL_SIZE: '3', DB_QUERY_TIMEOUT: '2s', DB_ACQUIRE_TIMEOUT: '1s' });
@@ -160,7 +170,7 @@ t.test('a table lock that exhausts the pool: 503 within the bound, statement_tim
   t.ok(healthDuring.every((a) => a.ms < 2_500), `/health answered within 1 s throughout (${healthDuring.map((a) => a.ms).join(', ')} ms)`);
   t.ok(healthDuring.some((a) => a.status === 503), `and said the pool was exhausted (${healthDuring.map((a) => a.status).join(', ')})`);
   t.match(server.output(), /"level":40[^\n]*"code":"(57014|QUEUE_TIMEOUT)"/, 'cancelled statements and pool timeouts are warnings');
-  t.notMatch(server.output(), /"level":(50|60)/, 'never an error');
+  t.same(errorLines(server), [], 'never an error');
   t.equal(await stopServer(server), 0);
 });
 

@@ -20,13 +20,11 @@ export interface Database {
   pool: PoolStats;
   /**
    * The readiness check (db/readiness.ts): whether the database has every migration of this
-   * build. Rejects when the database does not answer, within `pingTimeout` whatever it does (its
-   * own connection, not the request pool's queue), and while the request pool has recently been
-   * unable to hand out a connection in time.
+   * build. Rejects when the database does not answer, or when the request pool cannot hand out a
+   * connection, within `pingTimeout` whatever the database does (its own connection, not the
+   * request pool's queue).
    */
   ready(): Promise<Readiness>;
-  /** Called with every error that made a request answer 503 (the pool's health for ping). */
-  noteUnavailable(err: unknown): void;
   close(): Promise<void>;
 }
 

@@ -51,7 +51,6 @@ export async function usePglite(pg: PGlite, options: DatabaseOptions = DEFAULT_D
       readinessOf(
         (await within(pg.query<{ n: number }>(READINESS_SQL, [latest]), options.pingTimeout, 'the embedded database did not answer in time')).rows,
       ),
-    noteUnavailable: () => {},
     close: async () => {
       try {
         if (!pg.closed) await pg.close();

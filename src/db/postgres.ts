@@ -64,23 +64,27 @@ export async function openPostgres(url: string, options: DatabaseOptions = DEFAU
   let probe = openProbe();
   const latest = latestMigration();
 
-  // The pool "could not hand out a connection in time" recently: not ready, even if a fresh
-  // connection would answer (the probe's own connection does not wait in the pool's queue).
-  let poolStuckUntil = 0;
   const tracked = trackPool(client, options.poolSize, ['unsafe', 'begin']);
   return {
     db: drizzlePostgres(tracked.client, { schema }),
     kind: 'postgres',
     pool: tracked.stats,
+    // Two questions at once, both within pingTimeout: does the database answer (on the probe's
+    // own connection, so that an exhausted pool cannot hold the answer), and can the request pool
+    // hand out a connection now (a trivial query through it)? Both are measured afresh on every
+    // check, so readiness comes back as soon as the database and the pool do: nothing is
+    // remembered from an earlier failure.
     ready: async () => {
-      if (performance.now() < poolStuckUntil) {
-        // Not QUEUE_TIMEOUT: this answer must not itself extend the verdict (noteUnavailable).
-        throw Object.assign(new Error('the connection pool is exhausted'), { code: 'POOL_EXHAUSTED' });
-      }
+      const deadline = performance.now() + options.pingTimeout;
       const used = probe;
+      const answered = used.unsafe<{ n: number }[]>(READINESS_SQL, [latest]).execute();
+      const pooled = client`select 1`.execute();
+      // Either may settle after this check has given up on it.
+      answered.catch(() => {});
+      pooled.catch(() => {});
+      let rows: { n: number }[];
       try {
-        const rows = await within(used.unsafe<{ n: number }[]>(READINESS_SQL, [latest]).execute(), options.pingTimeout, 'the database did not answer in time');
-        return readinessOf(rows);
+        rows = await within(answered, options.pingTimeout, 'the database did not answer in time');
       } catch (err) {
         if (probe === used) {
           probe = openProbe();
@@ -88,9 +92,12 @@ export async function openPostgres(url: string, options: DatabaseOptions = DEFAU
         }
         throw err;
       }
-    },
-    noteUnavailable: (err) => {
-      if (hasCode(err, 'QUEUE_TIMEOUT')) poolStuckUntil = performance.now() + 5_000;
+      try {
+        await within(pooled, Math.max(0, deadline - performance.now()), 'the connection pool is exhausted');
+      } catch (cause) {
+        throw Object.assign(new Error('the connection pool is exhausted', { cause }), { code: 'POOL_EXHAUSTED' });
+      }
+      return readinessOf(rows);
     },
     close: async () => {
       await Promise.all([client.end({ timeout: 2 }), probe.end({ timeout: 0 })]);
@@ -114,11 +121,6 @@ async function migrate(url: string, common: Options): Promise<void> {
   } finally {
     await admin.end({ timeout: 1 }).catch(() => {});
   }
-}
-
-function hasCode(err: unknown, code: string): boolean {
-  for (let e = err as { code?: unknown; cause?: unknown } | undefined; e; e = e.cause as typeof e) if (e.code === code) return true;
-  return false;
 }
 
 const REASONS: Record<string, string> = {

@@ -29,7 +29,8 @@ export function serviceRoutes(app: App, config: Readonly<Config>, database: Data
     try {
       state = await database.ready();
     } catch (cause) {
-      throw new AppError('service_unavailable', { detail: 'The database does not answer.', cause });
+      const exhausted = (cause as { code?: unknown })?.code === 'POOL_EXHAUSTED';
+      throw new AppError('service_unavailable', { detail: exhausted ? 'The database connection pool is exhausted.' : 'The database does not answer.', cause });
     }
     if (state === 'migrations_pending') {
       throw new AppError('service_unavailable', { detail: 'The database lacks migrations of this version.' });
