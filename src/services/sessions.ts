@@ -18,6 +18,7 @@
 import { and, eq, isNull, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/index.js';
 import { rawPrepared } from '../db/prepared.js';
+import { dbNow } from '../db/now.js';
 import { refreshTokens, sessions, type UserRow, users } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import { addSeconds, unixSeconds } from '../lib/clock.js';
@@ -89,7 +90,7 @@ const rotateQuery = rawPrepared<{
   'refresh_rotate',
   () => sql`
     with parent as (
-      update refresh_tokens as t set rotated_at = ${sql.placeholder('now')}::timestamptz
+      update refresh_tokens as t set rotated_at = now() + ${sql.placeholder('offsetMs')}::float8 * interval '1 millisecond'
       from sessions as s, users as u
       where t.token_hash = ${sql.placeholder('hash')} and t.rotated_at is null
         and s.id = t.session_id and s.revoked_at is null and s.expires_at > ${sql.placeholder('now')}::timestamptz
@@ -107,7 +108,9 @@ const rotateQuery = rawPrepared<{
 export async function refresh(ctx: Context, refreshToken: string): Promise<TokenOut> {
   const now = ctx.now();
   const child = deriveToken(ctx.keys.hmacKey, refreshToken);
-  const [rotated] = await rotateQuery(ctx.db).all({ now: now.toISOString(), hash: hashToken(refreshToken), childHash: hashToken(child) });
+  // rotated_at on the database's clock (db/now.ts), shifted by an injected test clock's offset.
+  const offsetMs = now.getTime() - Date.now();
+  const [rotated] = await rotateQuery(ctx.db).all({ now: now.toISOString(), offsetMs, hash: hashToken(refreshToken), childHash: hashToken(child) });
   if (rotated) {
     const user = { id: rotated.user_id, username: rotated.username, email: rotated.email };
     const session = { id: rotated.session_id, createdAt: new Date(rotated.created_at * 1000), expiresAt: new Date(rotated.expires_at * 1000) };
@@ -119,8 +122,15 @@ export async function refresh(ctx: Context, refreshToken: string): Promise<Token
 /** Everything but a live, unrotated token: refused, a retry within the interval, or a replay. */
 async function refreshSlowly(ctx: Context, refreshToken: string): Promise<TokenOut> {
   const outcome = await ctx.db.transaction(async (tx): Promise<Outcome> => {
+    // Rotation times are written and compared on the database's clock (db/now.ts): the retry of a
+    // refresh may reach another instance, whose own clock may be seconds ahead or behind.
     const [row] = await tx
-      .select({ token: refreshTokens, session: sessions, user: users })
+      .select({
+        token: refreshTokens,
+        session: sessions,
+        user: users,
+        msSinceRotation: sql<number | null>`(extract(epoch from (${dbNow(ctx.now)} - ${refreshTokens.rotatedAt})) * 1000)::float8`,
+      })
       .from(refreshTokens)
       .innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
       .innerJoin(users, eq(users.id, sessions.userId))
@@ -133,13 +143,13 @@ async function refreshSlowly(ctx: Context, refreshToken: string): Promise<TokenO
 
     const child = deriveToken(ctx.keys.hmacKey, refreshToken);
     if (row.token.rotatedAt === null) {
-      await tx.update(refreshTokens).set({ rotatedAt: now }).where(eq(refreshTokens.id, row.token.id));
+      await tx.update(refreshTokens).set({ rotatedAt: dbNow(ctx.now) }).where(eq(refreshTokens.id, row.token.id));
       await tx.insert(refreshTokens).values({ sessionId: row.session.id, parentId: row.token.id, tokenHash: hashToken(child), createdAt: now });
       return { tokens: tokensFor(ctx, row.user, row.session, child) };
     }
     // Already rotated: a retry within the interval gets the same child, if that child is still the
     // session's newest token; anything else is a replay of a stolen token.
-    const withinInterval = now.getTime() - row.token.rotatedAt.getTime() < ctx.config.jwt.refreshReuseInterval * 1000;
+    const withinInterval = Number(row.msSinceRotation) < ctx.config.jwt.refreshReuseInterval * 1000;
     if (withinInterval) {
       const [childRow] = await tx.select().from(refreshTokens).where(eq(refreshTokens.parentId, row.token.id)).limit(1);
       if (childRow && childRow.rotatedAt === null) return { tokens: tokensFor(ctx, row.user, row.session, child) };
