@@ -25,7 +25,7 @@ import { createMetrics } from './lib/metrics.js';
 import { createHasher } from './lib/password.js';
 import { openLimitStore } from './lib/store/open.js';
 import { createTasks } from './lib/tasks.js';
-import { type EmailRow, emailChannel, logTransport, outboxDepth, smtpTransport, type Transport } from './mail/outbox.js';
+import { type EmailRow, emailChannel, isRequest, logTransport, outboxDepth, smtpTransport, type Transport } from './mail/outbox.js';
 import { DEFAULT_WORKER, DeliveryWorker, type WorkerOptions } from './outbox/worker.js';
 import { accountRoutes } from './routes/accounts.js';
 import { adminRoutes, adminSchemas } from './routes/admin/index.js';
@@ -122,7 +122,10 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
   // Email requests (resend-activation, password reset) are outbox rows resolved by the worker.
   const resolvers = Object.fromEntries(Object.values(REQUEST_KINDS).map((kind) => [kind, (row: EmailRow) => resolveEmailRequest(ctx, row)]));
   // One worker for every outbox channel (email today); a channel is a table and its senders.
-  const worker = new DeliveryWorker(database.db, [emailChannel(transport, config.emailFrom, resolvers)], outboxOptions, app.log, metrics.emailAttempt);
+  const worker = new DeliveryWorker(database.db, [emailChannel(transport, config.emailFrom, resolvers)], outboxOptions, app.log, (result, seconds, channel, kind) => {
+    // outbox_send_duration_seconds is the emails': an email request resolved is not an email sent.
+    if (channel === 'email' && !isRequest(kind)) metrics.emailAttempt(result, seconds);
+  });
   // Per-client, per-account and per-recipient limits, in Redis or the database (lib/store).
   const limits = await openLimitStore(config, database.db, app.log, {
     offsetMs: () => now().getTime() - Date.now(),

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { eq, like } from 'drizzle-orm';
 import t from 'tap';
 import { outbox } from '../src/db/schema.js';
-import { DEFAULT_OUTBOX } from '../src/mail/outbox.js';
+import { DEFAULT_WORKER } from '../src/outbox/worker.js';
 import { assertProblem, buildSiblingApp, buildTestApp, outboxSettled, post, registerUser, uniqueUser, verifiedUser } from './helpers.js';
 
 const RESET_SUBJECT = 'Reset your password';
@@ -129,7 +129,7 @@ const P_MIN = 0.001;
 
 t.test('the request after resend/reset takes the same time for a known and an unknown address (paired, interleaved)', async (t) => {
   // The production poll interval: the worker resolves requests on its own schedule.
-  const h = await buildTestApp(t, { outbox: { pollInterval: DEFAULT_OUTBOX.pollInterval } });
+  const h = await buildTestApp(t, { outbox: { pollInterval: DEFAULT_WORKER.pollInterval } });
   const verified = await verifiedUser(h);
   const unverified = await registerUser(h.app);
   await outboxSettled(h, 20_000);

@@ -121,7 +121,7 @@ export class DeliveryWorker {
     private readonly options: WorkerOptions,
     private readonly log: FastifyBaseLogger,
     /** One delivery attempt's outcome and duration, for the metrics (an aborted one is not counted). */
-    private readonly observeAttempt: (result: 'sent' | 'retry' | 'failed', seconds: number) => void = () => {},
+    private readonly observeAttempt: (result: 'sent' | 'retry' | 'failed', seconds: number, channel: string, kind: string) => void = () => {},
   ) {}
 
   start(): void {
@@ -294,7 +294,7 @@ export class DeliveryWorker {
     const seconds = (performance.now() - started) / 1000;
     try {
       if (error === undefined) {
-        this.observeAttempt('sent', seconds);
+        this.observeAttempt('sent', seconds, channel.name, row.kind);
         await this.markDelivered(channel, row, () => leaseUntil);
         this.log.info(info, `outbox: ${channel.name} delivered`);
       } else if (error instanceof DeliveryAborted && error.reason !== 'timeout') {
@@ -330,7 +330,7 @@ export class DeliveryWorker {
     const lastError = String((err as Error)?.message ?? err).slice(0, 500);
     const permanent = (err as { permanent?: unknown })?.permanent === true;
     const final = permanent || row.attempts >= this.options.maxAttempts;
-    this.observeAttempt(final ? 'failed' : 'retry', seconds);
+    this.observeAttempt(final ? 'failed' : 'retry', seconds, channel.name, row.kind);
     if (final) {
       await this.update(channel, row, { status: 'failed', lastError });
       this.log.error({ ...info, lastError }, `outbox: ${channel.name} failed for good`);
