@@ -40,6 +40,7 @@ import { problems, publicSecurity, success } from './openapi/responses.js';
 import { ALL_CONFIGURATIONS, surfaceOf } from './openapi/surface.js';
 import { ref, sharedSchemas } from './schemas.js';
 import type { Context } from './services/context.js';
+import { purgeAuditEvents } from './services/audit-log.js';
 import { REQUEST_KINDS, resolveEmailRequest } from './services/email-requests.js';
 import { recordEvent } from './services/events.js';
 import { purgeStale } from './services/housekeeping.js';
@@ -230,8 +231,9 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
   let housekeepingTimer: NodeJS.Timeout | undefined;
   const scheduleHousekeeping = (delay: number) => {
     housekeepingTimer = setTimeout(async () => {
-      await purgeStale(database.db, now()).then(
-        (purged) => app.log.info({ purged }, 'housekeeping: purged stale rows'),
+      const at = now();
+      await Promise.all([purgeStale(database.db, at), purgeAuditEvents(database.db, at, config.auditRetention)]).then(
+        ([purged, auditEvents]) => app.log.info({ purged: { ...purged, auditEvents } }, 'housekeeping: purged stale rows'),
         (err) => app.log.error({ err }, 'housekeeping failed'),
       );
       scheduleHousekeeping(3_600_000);

@@ -89,6 +89,7 @@ export interface Config {
    * Empty: the /admin routes do not exist.
    */
   adminApiKeys: AdminApiKey[];
+  auditRetention: number; // seconds an audit event is kept (services/audit-log.ts)
   adminRateLimit: { max: number; window: number }; // requests per window (seconds) per client on /admin; max 0 = off
   /** Outbox deliveries in flight at once (and SMTP connections); a claimed row's lease (seconds). */
   outbox: { concurrency: number; lease: number };
@@ -352,6 +353,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     },
     trustProxy: bool('TRUST_PROXY', false),
     adminApiKeys: parseAdminKeys(get('ADMIN_API_KEYS'), problems),
+    auditRetention: duration('AUDIT_RETENTION', '90d'),
     adminRateLimit: { max: int('ADMIN_RATE_LIMIT_MAX', 300, 0, 1_000_000), window: duration('ADMIN_RATE_LIMIT_WINDOW', '1m') },
     serviceName: str('SERVICE_NAME', DEFAULT_SERVICE_NAME),
     connections: {

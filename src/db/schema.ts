@@ -1,7 +1,7 @@
 // Every table, the single source of the data shape; migrations/ is generated from this file.
 // Each table is written by one service module (named beside it).
 import { sql } from 'drizzle-orm';
-import { bigserial, boolean, index, integer, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { bigserial, boolean, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 
@@ -181,4 +181,32 @@ export const rateLimits = pgTable(
     resetAt: ts('reset_at').notNull(),
   },
   (t) => [index('rate_limits_reset_at_idx').on(t.resetAt)],
+);
+
+// services/events.ts (its one writer). The audit log: one row per thing that happened to an
+// account, inserted in the transaction of the change it records (so it exists if and only if the
+// change committed), never updated; deleted by housekeeping after AUDIT_RETENTION. No foreign key
+// on user_id: the record of an account outlives the account. Never a secret in it.
+export const authEvents = pgTable(
+  'auth_events',
+  {
+    seq: bigserial('seq', { mode: 'number' }).primaryKey(), // insertion order: the cursor
+    id: uuid('id').notNull().defaultRandom(), // the public id; the webhook-id of its deliveries
+    type: text('type').notNull(),
+    userId: uuid('user_id'),
+    sessionId: uuid('session_id'),
+    actor: text('actor'), // who did it, when not the account itself: admin:<key id>
+    reason: text('reason'),
+    detail: jsonb('detail').$type<Record<string, string | number | boolean | null>>(),
+    clientAddress: text('client_address'),
+    userAgent: text('user_agent'),
+    requestId: text('request_id'),
+    createdAt: ts('created_at').notNull(),
+  },
+  (t) => [
+    uniqueIndex('auth_events_id_key').on(t.id),
+    index('auth_events_user_id_idx').on(t.userId, t.seq),
+    index('auth_events_type_idx').on(t.type, t.seq),
+    index('auth_events_created_at_idx').on(t.createdAt),
+  ],
 );

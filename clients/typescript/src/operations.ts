@@ -40,4 +40,5 @@ export const OPERATIONS = {
   adminCancelEmail: { method: 'post', path: '/admin/outbox/{id}/cancel', security: ['adminApiKey'] },
   adminListSigningKeys: { method: 'get', path: '/admin/keys', security: ['adminApiKey'] },
   adminRotateSigningKeys: { method: 'post', path: '/admin/keys/rotate', security: ['adminApiKey'] },
+  adminListEvents: { method: 'get', path: '/admin/events', security: ['adminApiKey'] },
 } as const satisfies Record<string, { method: string; path: keyof paths; security: readonly string[] }>;

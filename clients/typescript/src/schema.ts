@@ -692,6 +692,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read the audit log
+         * @description Newest first, a page at a time: pass the answer's `nextCursor` as `cursor` for the next page (null on the last). `since` is inclusive, `until` exclusive. Entries are kept for AUDIT_RETENTION (90 days by default).
+         */
+        get: operations["adminListEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1619,6 +1639,72 @@ export interface components {
         AdminRotateSigningKeysRequest: {
             /** @description Rotate even if the next key was published less than 300 s ago (a suspected leak). */
             force?: boolean;
+        };
+        /**
+         * @description One entry of the audit log. Never a secret.
+         * @example {
+         *       "id": "5f0c8a3e-6f1b-4f7e-9d2a-2b7c1e4d9a10",
+         *       "type": "login_failed",
+         *       "userId": "0b6f3c2e-8a41-4d1e-9f0a-6c2d7e9b1a34",
+         *       "sessionId": null,
+         *       "actor": null,
+         *       "reason": "wrong_password",
+         *       "detail": null,
+         *       "clientAddress": "203.0.113.7",
+         *       "userAgent": "Mozilla/5.0",
+         *       "requestId": "c1f5e0b2-3d4a-4b6c-8e9f-0a1b2c3d4e5f",
+         *       "createdAt": "2026-01-05T10:00:00.000Z"
+         *     }
+         */
+        AdminAuditEvent: {
+            /**
+             * Format: uuid
+             * @description The event id (the `webhook-id` of its webhook deliveries).
+             */
+            id: string;
+            /**
+             * @description registered, verified, login_succeeded, login_failed, …, admin.<action>.
+             * @example login_failed
+             */
+            type: string;
+            userId: string | null;
+            sessionId: string | null;
+            actor: string | null;
+            reason: string | null;
+            detail: {
+                [key: string]: string | number | boolean | null;
+            } | null;
+            clientAddress: string | null;
+            userAgent: string | null;
+            requestId: string | null;
+            /** Format: date-time */
+            createdAt: string;
+        };
+        /**
+         * @description A page of the audit log, newest first.
+         * @example {
+         *       "events": [
+         *         {
+         *           "id": "5f0c8a3e-6f1b-4f7e-9d2a-2b7c1e4d9a10",
+         *           "type": "login_failed",
+         *           "userId": "0b6f3c2e-8a41-4d1e-9f0a-6c2d7e9b1a34",
+         *           "sessionId": null,
+         *           "actor": null,
+         *           "reason": "wrong_password",
+         *           "detail": null,
+         *           "clientAddress": "203.0.113.7",
+         *           "userAgent": "Mozilla/5.0",
+         *           "requestId": "c1f5e0b2-3d4a-4b6c-8e9f-0a1b2c3d4e5f",
+         *           "createdAt": "2026-01-05T10:00:00.000Z"
+         *         }
+         *       ],
+         *       "nextCursor": null
+         *     }
+         */
+        AdminListEventsResponse: {
+            events: components["schemas"]["AdminAuditEvent"][];
+            /** @description The cursor of the next page; null on the last page. */
+            nextCursor: string | null;
         };
     };
     responses: never;
@@ -5947,6 +6033,117 @@ export interface operations {
                     "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
                     "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "rate_limited";
+                    };
+                };
+            };
+            /** @description An unexpected error on the service side; nothing about it is revealed. Codes: `internal_error`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "internal_error";
+                    };
+                };
+            };
+            /** @description The service or its database is unavailable, or it is shutting down: try again later (`Retry-After` when known). Codes: `service_unavailable`. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "service_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    adminListEvents: {
+        parameters: {
+            query?: {
+                /** @description Events of this account. */
+                userId?: string;
+                /** @description Events of this type. */
+                type?: string;
+                /** @description At or after this instant. */
+                since?: string;
+                /** @description Before this instant. */
+                until?: string;
+                /** @description The `nextCursor` of the previous page. */
+                cursor?: string;
+                /** @description Page size (default 50). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of the audit log. */
+            200: {
+                headers: {
+                    /** @description Requests allowed per window for this client on this route. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminListEventsResponse"];
+                };
+            };
+            /** @description The request, a token or a password is not valid (see `code` and `errors`). Codes: `validation_failed`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "validation_failed";
+                    };
+                };
+            };
+            /** @description Not authenticated, or the credentials are not valid. Codes: `unauthenticated`. */
+            401: {
+                headers: {
+                    /** @description The Bearer challenge (RFC 6750): `Bearer` without a token, `Bearer error="invalid_token"` with a bad one. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "unauthenticated";
+                    };
+                };
+            };
+            /** @description Too many requests: wait `Retry-After` seconds (also `retryAfter` in the body). Codes: `rate_limited`. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    /** @description Requests allowed per window for this client on this route. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets. */
+                    "X-RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {

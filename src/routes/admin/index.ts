@@ -9,6 +9,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Context } from '../../services/context.js';
 import type { App } from '../types.js';
 import { adminGuard } from './auth.js';
+import { adminEventRoutes, adminEventSchemas } from './events.js';
 import { adminKeyRoutes } from './keys.js';
 import { adminKeySchemas } from './keys.js';
 import { adminOutboxRoutes, adminOutboxSchemas } from './outbox.js';
@@ -16,7 +17,7 @@ import { coerceQuery } from './query.js';
 import { adminUserRoutes, adminUserSchemas } from './users.js';
 
 /** The admin API's named shapes, registered at the root (app.ts) so the document lists them. */
-export const adminSchemas = [...adminUserSchemas, ...adminOutboxSchemas, ...adminKeySchemas];
+export const adminSchemas = [...adminUserSchemas, ...adminOutboxSchemas, ...adminKeySchemas, ...adminEventSchemas];
 
 export function adminRoutes(app: App, ctx: Context): void {
   const { adminApiKeys, adminRateLimit } = ctx.config;
@@ -32,6 +33,7 @@ export function adminRoutes(app: App, ctx: Context): void {
       adminUserRoutes(admin, ctx);
       adminOutboxRoutes(admin, ctx);
       adminKeyRoutes(admin, ctx);
+      adminEventRoutes(admin, ctx);
     },
     { prefix: '/admin' },
   );
