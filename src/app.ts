@@ -31,6 +31,7 @@ import { accountRoutes } from './routes/accounts.js';
 import { adminRoutes, adminSchemas } from './routes/admin/index.js';
 import { passwordRoutes } from './routes/passwords.js';
 import { serviceRoutes } from './routes/service.js';
+import { sessionRoutes, sessionSchemas } from './routes/sessions.js';
 import { tokenRoutes } from './routes/tokens.js';
 import type { App } from './routes/types.js';
 import { fromValidation } from './validation.js';
@@ -163,7 +164,7 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
   await securityHeaders(app);
   const admin = config.adminApiKeys.length > 0;
   const api = buildComponents(overrides.documentAllConfigurations ? ALL_CONFIGURATIONS : surfaceOf(config));
-  for (const schema of [...sharedSchemas, ...api.all, ...(admin ? adminSchemas : [])]) app.addSchema(schema);
+  for (const schema of [...sharedSchemas, ...api.all, ...sessionSchemas, ...(admin ? adminSchemas : [])]) app.addSchema(schema);
   await app.register(fastifySwagger, swaggerOptions({ admin }));
   await app.register(fastifySwaggerUi, { routePrefix: '/docs', ...swaggerUiCsp });
   // Throttles guessing (passwords, tokens) and email flooding, per client address, on the routes
@@ -223,6 +224,7 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
   accountRoutes(app, ctx, api);
   tokenRoutes(app, ctx, api);
   passwordRoutes(app, ctx, api);
+  sessionRoutes(app, ctx);
   adminRoutes(app, ctx);
 
   serviceRoutes(app, config, database, api);

@@ -227,7 +227,7 @@ function envOf(h: TestApp): Record<string, string> {
 }
 
 
-t.test('npm run keys:rotate: refused too soon with a clear message, --force rotates', async (t) => {
+t.test('npx authservice keys:rotate (npm run keys:rotate): refused too soon with a clear message, --force rotates', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'authservice-keys-'));
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
   const env: Record<string, string> = { ...(process.env as Record<string, string>), DATA_DIR: dataDir, LOG_LEVEL: 'silent' };
@@ -246,18 +246,25 @@ t.test('npm run keys:rotate: refused too soon with a clear message, --force rota
     };
     t.teardown(dropDatabase);
   } else delete env.DATABASE_URL;
-  const run = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'scripts/keys-rotate.ts', ...args], { env, encoding: 'utf8', timeout: 120_000 });
+  const run = (...args: string[]) => spawnSync(process.execPath, ['bin/authservice.mjs', 'keys:rotate', ...args], { env, encoding: 'utf8', timeout: 120_000 });
 
   const soon = run();
   t.equal(soon.status, 1, 'exit 1');
-  t.match(soon.stderr, /^keys:rotate: The next key has been published for \d+ s/, 'says why, and what to do');
+  t.match(soon.stderr, /^authservice keys:rotate: The next key has been published for \d+ s.*\(key_rotation_too_soon\)/, 'says why, and what to do');
   const forced = run('--force');
   t.equal(forced.status, 0, 'exit 0 with --force');
-  const lines = forced.stdout.trim().split('\n');
-  t.same(lines.map((l) => l.split(/\s+/)[0]), ['current', 'next', 'retired'], 'prints the published keys');
+  const answer = JSON.parse(forced.stdout);
+  t.same(
+    answer.keys.filter((k: { published: boolean }) => k.published).map((k: { status: string }) => k.status),
+    ['current', 'next', 'retired'],
+    'prints the keys',
+  );
   const bad = run('--frobnicate');
   t.equal(bad.status, 2, 'an unknown option: exit 2 with the usage');
-  t.match(bad.stdout, /usage: npm run keys:rotate/);
+  t.match(bad.stderr, /Usage: authservice keys:rotate \[--force\]/);
+  const list = spawnSync(process.execPath, ['bin/authservice.mjs', 'keys:list'], { env, encoding: 'utf8', timeout: 120_000 });
+  t.equal(list.status, 0, list.stderr);
+  t.same(JSON.parse(list.stdout).keys.map((k: { kid: string }) => k.kid), answer.keys.map((k: { kid: string }) => k.kid), 'keys:list: the same keys');
 });
 
 t.test('POST /admin/keys/rotate and GET /admin/keys, behind the admin key', async (t) => {

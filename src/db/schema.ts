@@ -46,6 +46,10 @@ export const sessions = pgTable(
     createdAt: ts('created_at').notNull(), // the login: origIat
     expiresAt: ts('expires_at').notNull(), // absolute end of the refresh chain
     revokedAt: ts('revoked_at'),
+    // What the owner sees in GET /sessions to recognise a login: the client at the login. Its last
+    // use is not stored: it is the newest refresh token's created_at (no write on any request).
+    userAgent: text('user_agent'),
+    ipAddress: text('ip_address'),
   },
   // sessions_ended_idx serves housekeeping's purge (LEAST skips a null revoked_at): without it each
   // purge batch would scan the table.

@@ -14,6 +14,7 @@ export const TAGS = [
   { name: 'Account', description: 'Registration, email verification, the current account, archive, delete and update.' },
   { name: 'Token', description: 'Log in, check an access token, refresh and revoke; the public signing keys (JWKS).' },
   { name: 'Password', description: 'Password reset and set by email link, and password change.' },
+  { name: 'Session', description: "The account's live sessions: list them, end one, end the others or all." },
   { name: 'Service', description: 'Health of the service.' },
 ];
 const ADMIN_TAG = { name: 'Admin', description: 'Operator access with an ADMIN_API_KEYS key; absent when it is unset.' };

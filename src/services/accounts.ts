@@ -108,7 +108,7 @@ export function resendActivationEmail(ctx: Context, email: string): Promise<void
 export type LoginInput = Partial<Record<LoginField, string>> & { password: string };
 
 /** POST /token. */
-export async function login(ctx: Context, input: LoginInput): Promise<TokenOut & { unarchiving: boolean }> {
+export async function login(ctx: Context, input: LoginInput, client?: LoginClient): Promise<TokenOut & { unarchiving: boolean }> {
   const fields = ctx.config.loginAllowedFields.filter((f) => input[f] !== undefined);
   if (fields.length !== 1) {
     const names = ctx.config.loginAllowedFields.join(' or ');
@@ -143,7 +143,7 @@ export async function login(ctx: Context, input: LoginInput): Promise<TokenOut &
       .set({ lastLogin: ctx.now(), archived: false, ...(upgradedHash ? { passwordHash: upgradedHash } : {}) })
       .where(eq(users.id, user.id))
       .returning();
-    const tokens = await startSession(tx, ctx, updated);
+    const tokens = await startSession(tx, ctx, updated, ctx.client);
     await recordEvent(ctx, tx, { type: 'login_succeeded', userId: user.id, sessionId: sessionOf(tokens), detail: unarchiving ? { unarchived: true } : undefined });
     return { ...tokens, user: toUserOut(updated), unarchiving };
   });

@@ -15,7 +15,7 @@
 // - every other case (unknown, expired, revoked, a retry, a replay) takes the transaction below,
 //   which locks the parent row (FOR UPDATE) and decides: a retry within the interval gets the same
 //   child, anything else past it is treated as theft and the whole session ends.
-import { and, eq, isNull, sql } from 'drizzle-orm';
+import { and, eq, isNull, ne, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/index.js';
 import { rawPrepared } from '../db/prepared.js';
 import { dbNow } from '../db/now.js';
@@ -32,12 +32,26 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 type Tokens = Omit<TokenOut, 'user' | 'unarchiving'>;
 
+/** The client of a login, shown to the owner in GET /sessions. */
+export interface LoginClient {
+  ip: string | null;
+  userAgent: string | null;
+}
+
+const USER_AGENT_MAX = 256;
+
 /** Starts a session for the user and returns its first access (and refresh) token. */
-export async function startSession(tx: Tx, ctx: Context, user: UserRow): Promise<Tokens> {
+export async function startSession(tx: Tx, ctx: Context, user: UserRow, client?: LoginClient | null): Promise<Tokens> {
   const now = ctx.now();
   const [session] = await tx
     .insert(sessions)
-    .values({ userId: user.id, createdAt: now, expiresAt: addSeconds(now, ctx.config.jwt.refreshExpiresIn) })
+    .values({
+      userId: user.id,
+      createdAt: now,
+      expiresAt: addSeconds(now, ctx.config.jwt.refreshExpiresIn),
+      userAgent: client?.userAgent?.slice(0, USER_AGENT_MAX) ?? null,
+      ipAddress: client?.ip ?? null,
+    })
     .returning();
   let refreshToken: string | undefined;
   if (ctx.config.jwt.longRunningRefreshToken) {
@@ -215,3 +229,78 @@ export async function verifyToken(ctx: Context, token: string): Promise<{ payloa
   return { payload: { ...claims } };
 }
 
+// ---------------------------------------------------------------------------------------------
+// The owner's view of their sessions (GET /sessions, DELETE /sessions/{id}, POST /sessions/revoke).
+
+export interface SessionOut {
+  id: string;
+  createdAt: string;
+  lastUsedAt: string;
+  expiresAt: string;
+  userAgent: string | null;
+  ipAddress: string | null;
+  current: boolean;
+}
+
+/**
+ * A session is live while it is not revoked and can still be used: until its refresh chain ends
+ * (expires_at) with refresh tokens, or until its one access token expires without them.
+ */
+function liveSessions(ctx: Context, userId: string) {
+  const now = ctx.now();
+  const usableUntil = ctx.config.jwt.longRunningRefreshToken
+    ? sql`${sessions.expiresAt} > ${now}`
+    : sql`${sessions.createdAt} > ${new Date(now.getTime() - ctx.config.jwt.expiresIn * 1000)}`;
+  return and(eq(sessions.userId, userId), isNull(sessions.revokedAt), usableUntil);
+}
+
+/** The account's live sessions, most recently used first; `current` marks the caller's. */
+export async function listSessions(ctx: Context, userId: string, currentSessionId: string): Promise<{ sessions: SessionOut[] }> {
+  // The last use is the newest refresh of the session (each refresh inserts a token row), or the
+  // login itself: nothing is written on bearer requests or refreshes to track it.
+  const lastUsed = sql<Date>`coalesce(max(${refreshTokens.createdAt}), ${sessions.createdAt})`.mapWith(sessions.createdAt);
+  const rows = await ctx.db
+    .select({
+      id: sessions.id,
+      createdAt: sessions.createdAt,
+      expiresAt: sessions.expiresAt,
+      userAgent: sessions.userAgent,
+      ipAddress: sessions.ipAddress,
+      lastUsedAt: lastUsed,
+    })
+    .from(sessions)
+    .leftJoin(refreshTokens, eq(refreshTokens.sessionId, sessions.id))
+    .where(liveSessions(ctx, userId))
+    .groupBy(sessions.id)
+    .orderBy(sql`${lastUsed} desc`, sessions.id);
+  return {
+    sessions: rows.map((r) => ({
+      id: r.id,
+      createdAt: r.createdAt.toISOString(),
+      lastUsedAt: new Date(r.lastUsedAt).toISOString(),
+      expiresAt: ctx.config.jwt.longRunningRefreshToken ? r.expiresAt.toISOString() : addSeconds(r.createdAt, ctx.config.jwt.expiresIn).toISOString(),
+      userAgent: r.userAgent,
+      ipAddress: r.ipAddress,
+      current: r.id === currentSessionId,
+    })),
+  };
+}
+
+/** Ends one live session of the account (the caller's own too): its access and refresh tokens die at once. */
+export async function endSession(ctx: Context, userId: string, sessionId: string): Promise<void> {
+  if (!UUID.test(sessionId)) throw new AppError('session_not_found');
+  const ended = await ctx.db
+    .update(sessions)
+    .set({ revokedAt: ctx.now() })
+    .where(and(eq(sessions.id, sessionId), liveSessions(ctx, userId)))
+    .returning({ id: sessions.id });
+  // Another account's session is as unknown as a made-up id.
+  if (ended.length === 0) throw new AppError('session_not_found');
+}
+
+/** GoTrue's logout scopes: `others` ends every session but the caller's, `all` every one. */
+export async function revokeSessions(ctx: Context, userId: string, currentSessionId: string, scope: 'others' | 'all'): Promise<{ revoked: number }> {
+  const where = scope === 'all' ? liveSessions(ctx, userId) : and(liveSessions(ctx, userId), ne(sessions.id, currentSessionId));
+  const ended = await ctx.db.update(sessions).set({ revokedAt: ctx.now() }).where(where).returning({ id: sessions.id });
+  return { revoked: ended.length };
+}
