@@ -22,9 +22,9 @@ async function alive(h: TestApp, s: { token: string; refreshToken?: string }) {
 
 t.test('GET /sessions lists live sessions, never tokens, and tracks the last refresh', async (t) => {
   const h = await buildTestApp(t);
-  // Two sessions already: register's (unverified accounts may log in by default) and verifiedUser's login.
+  // One session already: verifiedUser's login (verifying ended register's: an unverified
+  // account may log in by default, and verification ends the sessions started before it).
   const user = await verifiedUser(h);
-  const registerSid = user.payload.sid as string;
   h.clock.advance(5);
   const laptop = await login(h, user.email, 'Mozilla/5.0 (Laptop)');
   h.clock.advance(5);
@@ -33,10 +33,10 @@ t.test('GET /sessions lists live sessions, never tokens, and tracks the last ref
   const res = await get(h.app, '/sessions', laptop.token);
   t.equal(res.status, 200, res.raw);
   const list = res.body.sessions as Record<string, unknown>[];
-  t.equal(list.length, 4, 'four logins, four sessions');
-  t.same(list.map((s) => s.id), [phone.sid, laptop.sid, user.login.payload.sid, registerSid], 'most recently used first');
+  t.equal(list.length, 3, 'three live logins, three sessions');
+  t.same(list.map((s) => s.id), [phone.sid, laptop.sid, user.login.payload.sid], 'most recently used first');
   t.same(Object.keys(list[0]).sort(), ['createdAt', 'current', 'expiresAt', 'id', 'ipAddress', 'lastUsedAt', 'userAgent']);
-  t.same(list.map((s) => s.current), [false, true, false, false], 'current marks the caller');
+  t.same(list.map((s) => s.current), [false, true, false], 'current marks the caller');
   t.match(list[1], { userAgent: 'Mozilla/5.0 (Laptop)', ipAddress: '127.0.0.1' });
   t.equal(list[0].userAgent, 'MyApp/2.1 (Phone)');
   for (const token of [laptop.token, laptop.refreshToken, phone.refreshToken]) t.notOk(res.raw.includes(token), 'no token material');
@@ -49,11 +49,11 @@ t.test('GET /sessions lists live sessions, never tokens, and tracks the last ref
   const after = (await get(h.app, '/sessions', phone.token)).body.sessions;
   t.equal(after[0].id, user.login.payload.sid, 'the refreshed session is now the most recently used');
   t.ok(Date.parse(after[0].lastUsedAt) > Date.parse(after[0].createdAt), 'lastUsedAt is the refresh');
-  t.same(after.map((s: { current: boolean }) => s.current), [false, true, false, false]);
+  t.same(after.map((s: { current: boolean }) => s.current), [false, true, false]);
 
   // Only this account's, only live ones.
   const other = await verifiedUser(h);
-  t.equal((await get(h.app, '/sessions', other.token)).body.sessions.length, 2, "another account's sessions are not listed");
+  t.equal((await get(h.app, '/sessions', other.token)).body.sessions.length, 1, "another account's sessions are not listed");
   await post(h.app, '/token/revoke', { refreshToken: phone.refreshToken });
   const ids = (await get(h.app, '/sessions', laptop.token)).body.sessions.map((s: { id: string }) => s.id);
   t.notOk(ids.includes(phone.sid), 'a logged-out session is gone');
@@ -128,7 +128,7 @@ t.test('without refresh tokens a session lives as long as its access token', asy
   const user = await verifiedUser(h);
   const s = await login(h, user.email, 'A');
   const list = (await get(h.app, '/sessions', s.token)).body.sessions;
-  t.equal(list.length, 3, 'register, verifiedUser and this login');
+  t.equal(list.length, 2, "verifiedUser's login and this one (verifying ended register's)");
   t.equal(Date.parse(list[0].expiresAt) - Date.parse(list[0].createdAt), 300_000, 'ends with its access token');
   h.clock.advance(200);
   const s2 = await login(h, user.email, 'B');
