@@ -418,3 +418,51 @@ t.test('admin outbox: list, requeue a failed email, cancel a pending one', async
   const ids = (await h.db.db.select({ id: outbox.id }).from(outbox)).map((r) => r.id).sort((a, b) => b - a);
   t.same(all, ids, 'every email once, newest first');
 });
+
+t.test('every authenticated admin call is an admin.<action> event with the key id; changes are account events', async (t) => {
+  const h = await buildTestApp(t, { env: { ADMIN_API_KEYS: KEYS }, captureLogs: true });
+  const events = async (type: string, n = 1) => {
+    for (let i = 0; i < 100 && h.logs.filter((l) => l.event === type).length < n; i++) await new Promise((r) => setTimeout(r, 20));
+    return h.logs.filter((l) => l.event === type);
+  };
+  const user = await verifiedUser(h);
+  const id = user.user.id;
+
+  await call(h, 'GET', '/admin/users?limit=5');
+  t.match(await events('admin.list_users'), [{ userId: null, detail: { keyId: 'ops', status: 200 } }]);
+  await call(h, 'GET', `/admin/users/${id}`, { key: CI_KEY });
+  t.match(await events('admin.get_user'), [{ userId: id, detail: { keyId: 'ci', status: 200 } }], 'the key that called');
+
+  await call(h, 'POST', `/admin/users/${id}/deactivate`, { body: undefined });
+  t.match(await events('admin.deactivate_user'), [{ userId: id, detail: { keyId: 'ops', status: 200 } }]);
+  t.match(await events('account_deactivated'), [{ userId: id, detail: { by: 'admin', keyId: 'ops' } }]);
+  await call(h, 'POST', `/admin/users/${id}/deactivate`);
+  t.equal((await events('admin.deactivate_user', 2)).length, 2, 'a repeated call is audited');
+  t.equal((await events('account_deactivated')).length, 1, 'but changed nothing, so no second account event');
+  await call(h, 'POST', `/admin/users/${id}/reactivate`);
+  t.match(await events('account_reactivated'), [{ userId: id, detail: { by: 'admin', keyId: 'ops' } }]);
+  await call(h, 'POST', `/admin/users/${id}/archive`);
+  await call(h, 'POST', `/admin/users/${id}/unarchive`);
+  t.match(await events('account_unarchived'), [{ userId: id }]);
+  await call(h, 'POST', `/admin/users/${id}/logout`);
+  t.match(await events('logged_out'), [{ userId: id, detail: { by: 'admin', scope: 'all' } }]);
+  const created = await call(h, 'POST', '/admin/users', { body: { email: uniqueUser().email, verified: true } });
+  t.match(await events('admin.create_user'), [{ userId: created.body.user.id, detail: { keyId: 'ops', status: 201 } }], 'the created account');
+  t.match((await events('registered')).filter((l) => l.userId === created.body.user.id), [{ actor: 'admin:ops', detail: { by: 'admin', verified: true, hasPassword: false } }]);
+  await call(h, 'PATCH', `/admin/users/${id}`, { body: { email: uniqueUser().email } });
+  t.match(await events('email_changed'), [{ userId: id, detail: { by: 'admin' } }]);
+  await call(h, 'DELETE', `/admin/users/${created.body.user.id}`);
+  t.match(await events('account_deleted'), [{ userId: created.body.user.id, detail: { by: 'admin', deactivated: false } }]);
+
+  // Refusals are audited with their code; a call without a valid key is not an admin event.
+  const missing = '00000000-0000-4000-8000-000000000000';
+  await call(h, 'POST', `/admin/users/${missing}/verify`);
+  t.match(await events('admin.verify_user'), [{ userId: missing, detail: { keyId: 'ops', status: 404, code: 'user_not_found' } }]);
+  await call(h, 'POST', '/admin/outbox/999/requeue');
+  t.match(await events('admin.requeue_email'), [{ detail: { status: 404, code: 'email_not_found', emailId: 999 } }]);
+  const before = h.logs.filter((l) => String(l.event).startsWith('admin.')).length;
+  await call(h, 'GET', '/admin/users', { key: 'wrong-key' });
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(h.logs.filter((l) => String(l.event).startsWith('admin.')).length, before, 'no admin event for a wrong key');
+  for (const l of h.logs) t.notOk(JSON.stringify(l).includes(OPS_KEY) || JSON.stringify(l).includes(CI_KEY), 'no key in any line');
+});

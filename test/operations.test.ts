@@ -166,6 +166,7 @@ t.test('security events: one log line per event, with a stable `event`, the user
       'login_succeeded',
       'account_archived',
       'login_succeeded',
+      'account_unarchived',
       'account_deleted',
     ],
     'the events, in order',
@@ -184,7 +185,8 @@ t.test('security events: one log line per event, with a stable `event`, the user
   t.equal(reuse.level, 40);
   t.equal(pwChanged.sessionId, changed.body.payload.sid);
   t.equal(lines[8].detail?.unarchived, true, 'the login that un-archived says so');
-  t.same(lines[9].detail, { deactivated: true });
+  t.same(lines[9].event, 'account_unarchived', 'and is an unarchive too');
+  t.same(lines[10].detail, { deactivated: true });
   for (const l of lines) {
     t.equal(l.msg, `security event: ${l.event}`);
     t.ok(typeof l.reqId === 'string', `${l.event}: the request id`);

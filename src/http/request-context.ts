@@ -10,6 +10,7 @@ export function forRequest(ctx: Context, request: FastifyRequest): Context {
   return {
     ...ctx,
     log: request.log,
+    requestId: String(request.id),
     client: { ip: request.ip, userAgent: typeof userAgent === 'string' ? userAgent.slice(0, USER_AGENT_MAX) : null },
   };
 }

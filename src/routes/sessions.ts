@@ -1,4 +1,5 @@
 // HTTP for the owner's sessions (services/sessions.ts): list them, end one, end the others or all.
+import { forRequest } from '../http/request-context.js';
 import { Type } from 'typebox';
 import { AppError } from '../errors.js';
 import { BODY_ERRORS, bearerSecurity, noContent, problems, success } from '../openapi/responses.js';
@@ -71,7 +72,7 @@ export function sessionRoutes(app: App, ctx: Context): void {
         'address of its login; `current: true` marks this request\'s. Never token material.',
       response: { 200: success(ref(SessionList), 'The live sessions.'), ...problems('unauthenticated') },
     },
-    handler: (request) => sessions.listSessions(ctx, userOf(request).id, sessionOf(request)),
+    handler: (request) => sessions.listSessions(forRequest(ctx, request), userOf(request).id, sessionOf(request)),
   });
 
   app.delete('/sessions/:id', {
@@ -88,7 +89,7 @@ export function sessionRoutes(app: App, ctx: Context): void {
       response: { 204: noContent('Ended.'), ...problems('unauthenticated', 'session_not_found') },
     },
     handler: async (request, reply) => {
-      await sessions.endSession(ctx, userOf(request).id, request.params.id);
+      await sessions.endSession(forRequest(ctx, request), userOf(request).id, request.params.id, sessionOf(request));
       return reply.code(204).send(null);
     },
   });
@@ -107,7 +108,7 @@ export function sessionRoutes(app: App, ctx: Context): void {
       response: { 204: noContent('Ended.'), ...problems(...BODY_ERRORS, 'unauthenticated') },
     },
     handler: async (request, reply) => {
-      await sessions.revokeSessions(ctx, userOf(request).id, sessionOf(request), request.body.scope);
+      await sessions.revokeSessions(forRequest(ctx, request), userOf(request).id, sessionOf(request), request.body.scope);
       return reply.code(204).send(null);
     },
   });

@@ -47,8 +47,15 @@ export async function register(
       const [user] = await tx.insert(users).values({ ...withSkeleton(profile), passwordHash, dateJoined: ctx.now() }).returning();
       if (config.sendActivationEmail) await sendTokenEmail(tx, ctx, user, 'activation');
       if (!passwordHash && config.sendPasswordSetEmail) await sendTokenEmail(tx, ctx, user, 'password_set');
-      if (!passwordHash || !config.allowLoginNotVerified) return { user: toUserOut(user) };
+      const registered = (sessionId?: string) =>
+        recordEvent(ctx, tx, { type: 'registered', userId: user.id, sessionId, detail: { hasPassword: passwordHash !== null } });
+      if (!passwordHash || !config.allowLoginNotVerified) {
+        await registered();
+        return { user: toUserOut(user) };
+      }
       const tokens = await startSession(tx, ctx, user);
+      // Registration logs in (unverified accounts may, by default): its session is the event's.
+      await registered(sessionOf(tokens));
       const [loggedIn] = await tx.update(users).set({ lastLogin: ctx.now() }).where(eq(users.id, user.id)).returning();
       return { ...tokens, user: toUserOut(loggedIn) };
     }),
@@ -93,6 +100,7 @@ export async function verifyAccount(ctx: Context, token: string): Promise<void> 
     await tx.update(users).set({ verified: true }).where(eq(users.id, user.id));
     await killEmailTokens(tx, ctx, user.id, ['activation']);
     await endAllSessions(tx, ctx, user.id);
+    await recordEvent(ctx, tx, { type: 'verified', userId: user.id });
   });
 }
 
@@ -108,7 +116,7 @@ export function resendActivationEmail(ctx: Context, email: string): Promise<void
 export type LoginInput = Partial<Record<LoginField, string>> & { password: string };
 
 /** POST /token. */
-export async function login(ctx: Context, input: LoginInput, client?: LoginClient): Promise<TokenOut & { unarchiving: boolean }> {
+export async function login(ctx: Context, input: LoginInput): Promise<TokenOut & { unarchiving: boolean }> {
   const fields = ctx.config.loginAllowedFields.filter((f) => input[f] !== undefined);
   if (fields.length !== 1) {
     const names = ctx.config.loginAllowedFields.join(' or ');
@@ -145,6 +153,8 @@ export async function login(ctx: Context, input: LoginInput, client?: LoginClien
       .returning();
     const tokens = await startSession(tx, ctx, updated, ctx.client);
     await recordEvent(ctx, tx, { type: 'login_succeeded', userId: user.id, sessionId: sessionOf(tokens), detail: unarchiving ? { unarchived: true } : undefined });
+    // A login reopens an archived account (django-graphql-auth's rule): an unarchive too.
+    if (unarchiving) await recordEvent(ctx, tx, { type: 'account_unarchived', userId: user.id, sessionId: sessionOf(tokens), detail: { by: 'login' } });
     return { ...tokens, user: toUserOut(updated), unarchiving };
   });
 }
@@ -235,6 +245,8 @@ export async function updateAccount(ctx: Context, user: UserRow, input: UpdateIn
 async function requestEmailChange(tx: Tx, ctx: Context, user: UserRow, newEmail: string): Promise<void> {
   const taken = await findUserBy(tx, 'email', newEmail);
   if (!taken) await sendTokenEmail(tx, ctx, user, 'email_change', newEmail);
+  // Not the address (personal data), and not whether it is taken (the answer does not say either).
+  await recordEvent(ctx, tx, { type: 'email_change_requested', userId: user.id });
   if (user.email) {
     const name = user.firstName || user.username;
     await enqueueEmail(tx, { userId: user.id, address: user.email }, emailChangeRequestedEmail(name, newEmail));

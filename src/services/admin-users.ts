@@ -17,12 +17,21 @@ import { validationFailed } from '../validation.js';
 import type { Profile } from './accounts.js';
 import type { Context } from './context.js';
 import { killEmailTokens, sendTokenEmail } from './email-tokens.js';
+import { recordEvent, type SecurityEventType } from './events.js';
 import { endAllSessions } from './sessions.js';
 import { findUserById, normalizeIdentifier, toUserOut, withSkeleton, withUniqueCheck } from './users.js';
 
 /** Who acts: the admin key's id (HTTP) or `cli` (the command line). */
 export interface Actor {
   keyId: string;
+}
+
+/**
+ * The account event of an operator's change, in its transaction, attributed to the key. (The
+ * `admin.<action>` event of the call itself is recorded by the caller: routes/admin/audit.ts, the CLI.)
+ */
+function recordChange(ctx: Context, tx: Tx, actor: Actor, type: SecurityEventType, userId: string, detail: Record<string, string | number | boolean | null> = {}) {
+  return recordEvent(ctx, tx, { type, userId, actor: `admin:${actor.keyId}`, detail: { by: 'admin', keyId: actor.keyId, ...detail } });
 }
 
 export interface UserFilters {
@@ -97,7 +106,7 @@ export interface CreateUserInput extends Profile {
  * verified or not, and on request the activation email (unverified accounts) or the password-set
  * email (passwordless ones). REGISTER_FIELDS does not apply: an operator may set any profile field.
  */
-export async function createUser(ctx: Context, _actor: Actor, input: CreateUserInput): Promise<{ user: UserOut }> {
+export async function createUser(ctx: Context, actor: Actor, input: CreateUserInput): Promise<{ user: UserOut }> {
   const profile = normalize(input);
   const errors: FieldErrors = {};
   const add = (field: string, message: string, code = 'invalid') => (errors[field] ??= []).push({ message, code });
@@ -121,6 +130,7 @@ export async function createUser(ctx: Context, _actor: Actor, input: CreateUserI
         .returning();
       if (input.sendActivationEmail) await sendTokenEmail(tx, ctx, row, 'activation');
       if (input.sendPasswordSetEmail) await sendTokenEmail(tx, ctx, row, 'password_set');
+      await recordChange(ctx, tx, actor, 'registered', row.id, { verified: row.verified, hasPassword: passwordHash !== null });
       return row;
     }),
   );
@@ -133,7 +143,7 @@ export async function createUser(ctx: Context, _actor: Actor, input: CreateUserI
  * confirmation link), keeps the account's verified state, and kills the activation, reset and set
  * links sent to the old address.
  */
-export async function updateUser(ctx: Context, _actor: Actor, id: string, input: Profile): Promise<{ user: UserOut }> {
+export async function updateUser(ctx: Context, actor: Actor, id: string, input: Profile): Promise<{ user: UserOut }> {
   const changes = normalize(input);
   const updated = await withUniqueCheck(() =>
     ctx.db.transaction(async (tx) => {
@@ -141,7 +151,10 @@ export async function updateUser(ctx: Context, _actor: Actor, id: string, input:
       if (Object.keys(changes).length === 0) return user;
       const emailChanged = changes.email !== undefined && changes.email.toLowerCase() !== (user.email ?? '').toLowerCase();
       const [row] = await tx.update(users).set(withSkeleton(changes)).where(eq(users.id, user.id)).returning();
-      if (emailChanged) await killEmailTokens(tx, ctx, user.id, ['activation', 'password_reset', 'password_set']);
+      if (emailChanged) {
+        await killEmailTokens(tx, ctx, user.id, ['activation', 'password_reset', 'password_set']);
+        await recordChange(ctx, tx, actor, 'email_changed', user.id);
+      }
       return row;
     }),
   );
@@ -149,31 +162,36 @@ export async function updateUser(ctx: Context, _actor: Actor, id: string, input:
 }
 
 /** Removes the account and everything of it (sessions, tokens, unsent email: ON DELETE CASCADE). */
-export async function deleteUser(ctx: Context, _actor: Actor, id: string): Promise<void> {
+export async function deleteUser(ctx: Context, actor: Actor, id: string): Promise<void> {
   await ctx.db.transaction(async (tx) => {
     const user = await mustFind(tx, id);
     await tx.delete(users).where(eq(users.id, user.id));
+    await recordChange(ctx, tx, actor, 'account_deleted', user.id, { deactivated: false });
   });
 }
 
 type StateChange = (tx: Tx, user: UserRow) => Promise<Partial<UserRow> | undefined>;
 
-/** Applies a state change in one transaction, under a row lock so two operators cannot interleave. */
-async function changeState(ctx: Context, id: string, change: StateChange): Promise<{ user: UserOut }> {
+/**
+ * Applies a state change in one transaction, under a row lock so two operators cannot interleave;
+ * records `event` only when something changed.
+ */
+async function changeState(ctx: Context, actor: Actor, id: string, event: SecurityEventType, change: StateChange): Promise<{ user: UserOut }> {
   const user = await ctx.db.transaction(async (tx) => {
     const [locked] = isUuid(id) ? await tx.select().from(users).where(eq(users.id, id)).for('update') : [];
     if (!locked) throw new AppError('user_not_found');
     const set = await change(tx, locked);
     if (!set) return locked;
     const [row] = await tx.update(users).set(set).where(eq(users.id, locked.id)).returning();
+    await recordChange(ctx, tx, actor, event, locked.id);
     return row;
   });
   return { user: toUserOut(user) };
 }
 
 /** Marks the account verified (as its activation link would) and kills its activation links. */
-export function verifyUser(ctx: Context, _actor: Actor, id: string) {
-  return changeState(ctx, id, async (tx, user) => {
+export function verifyUser(ctx: Context, actor: Actor, id: string) {
+  return changeState(ctx, actor, id, 'verified', async (tx, user) => {
     if (user.verified) return undefined;
     await killEmailTokens(tx, ctx, user.id, ['activation']);
     return { verified: true };
@@ -181,21 +199,21 @@ export function verifyUser(ctx: Context, _actor: Actor, id: string) {
 }
 
 /** Archives the account and ends every session (as /archive-account); its next login un-archives it. */
-export function archiveUser(ctx: Context, _actor: Actor, id: string) {
-  return changeState(ctx, id, async (tx, user) => {
+export function archiveUser(ctx: Context, actor: Actor, id: string) {
+  return changeState(ctx, actor, id, 'account_archived', async (tx, user) => {
     if (user.archived) return undefined;
     await endAllSessions(tx, ctx, user.id);
     return { archived: true };
   });
 }
 
-export function unarchiveUser(ctx: Context, _actor: Actor, id: string) {
-  return changeState(ctx, id, async (_tx, user) => (user.archived ? { archived: false } : undefined));
+export function unarchiveUser(ctx: Context, actor: Actor, id: string) {
+  return changeState(ctx, actor, id, 'account_unarchived', async (_tx, user) => (user.archived ? { archived: false } : undefined));
 }
 
 /** isActive=false: no login, no token, no email link works; every session ends. */
-export function deactivateUser(ctx: Context, _actor: Actor, id: string) {
-  return changeState(ctx, id, async (tx, user) => {
+export function deactivateUser(ctx: Context, actor: Actor, id: string) {
+  return changeState(ctx, actor, id, 'account_deactivated', async (tx, user) => {
     if (!user.isActive) return undefined;
     await endAllSessions(tx, ctx, user.id);
     return { isActive: false };
@@ -203,15 +221,17 @@ export function deactivateUser(ctx: Context, _actor: Actor, id: string) {
 }
 
 /** isActive=true again: the account can log in; sessions ended by the deactivation stay ended. */
-export function reactivateUser(ctx: Context, _actor: Actor, id: string) {
-  return changeState(ctx, id, async (_tx, user) => (user.isActive ? undefined : { isActive: true }));
+export function reactivateUser(ctx: Context, actor: Actor, id: string) {
+  return changeState(ctx, actor, id, 'account_reactivated', async (_tx, user) => (user.isActive ? undefined : { isActive: true }));
 }
 
 /** Ends every session of the account: its access and refresh tokens stop working at once. */
-export async function logoutUser(ctx: Context, _actor: Actor, id: string): Promise<{ sessionsEnded: number }> {
+export async function logoutUser(ctx: Context, actor: Actor, id: string): Promise<{ sessionsEnded: number }> {
   return ctx.db.transaction(async (tx) => {
     const user = await mustFind(tx, id);
-    return { sessionsEnded: await endAllSessions(tx, ctx, user.id) };
+    const sessionsEnded = await endAllSessions(tx, ctx, user.id);
+    await recordChange(ctx, tx, actor, 'logged_out', user.id, { scope: 'all', sessions: sessionsEnded });
+    return { sessionsEnded };
   });
 }
 

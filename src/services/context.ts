@@ -37,6 +37,8 @@ export interface Context {
   log: Logger;
   /** The client of the current request; null outside a request (scripts, background work). */
   client: ClientInfo | null;
+  /** The current request's id, kept with its audit events; absent outside a request. */
+  requestId?: string;
   /** Tells the outbox worker that a committed transaction enqueued email. */
   mailQueued(): void;
   /** Runs work after the response, tracked so that shutdown waits for it (see lib/tasks.ts). */

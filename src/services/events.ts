@@ -1,28 +1,50 @@
 // What happened to an account, recorded in one place. Every service calls recordEvent at the
 // moment a security-relevant thing happens (a failed or successful login, a detected refresh-token
-// replay, a password change, …). Today it writes one log line with a stable `event` field and
-// counts the event in the metrics; the audit row and the webhook deliveries hang off this same
-// function, written in the caller's transaction `tx` so that an event is recorded if and only if
-// its change commits (tx is null where there is no change, e.g. a failed login).
+// replay, a password change, …). It writes the audit row (services/audit-log.ts writeAuditEvent)
+// in the caller's transaction `tx`, so that an event is recorded if and only if its change commits
+// (tx is null where there is no change, e.g. a failed login: the row is then written on its own),
+// then one log line with a stable `event` field, and counts the event in the metrics. Webhook
+// deliveries (issue 12 item 4, not built yet) will hang off this same function.
 //
 // Never a secret in an event: no password, no token, no hash. Identifiers (email, username) are
 // not logged either: the user id is enough to find the account, and it is not personal data.
 import type { Tx } from '../db/index.js';
+import { writeAuditEvent } from './audit-log.js';
 import type { Context } from './context.js';
 
-export const SECURITY_EVENTS = [
-  'login_failed',
+/**
+ * The event types of the audit log (auth_events), exactly issue 12's list: each is written to
+ * auth_events, in the caller's transaction, as well as logged and counted.
+ */
+export const AUDIT_EVENTS = [
+  'registered',
+  'verified',
   'login_succeeded',
+  'login_failed',
   'refresh_reuse_detected',
+  'logged_out',
+  'session_revoked',
   'password_changed',
   'password_reset',
   'password_set',
+  'email_change_requested',
   'email_changed',
   'account_archived',
+  'account_unarchived',
+  'account_deactivated',
+  'account_reactivated',
   'account_deleted',
-  'rate_limited',
 ] as const;
-export type SecurityEventType = (typeof SECURITY_EVENTS)[number];
+/** Security events that are logged and counted but are not account history (no audit row). */
+export const LOG_ONLY_EVENTS = ['rate_limited'] as const;
+export const SECURITY_EVENTS = [...AUDIT_EVENTS, ...LOG_ONLY_EVENTS] as const;
+/** An operator's call to the admin API or the CLI: `admin.<action>`, e.g. admin.deactivate_user. */
+export type AdminEventType = `admin.${string}`;
+export type SecurityEventType = (typeof SECURITY_EVENTS)[number] | AdminEventType;
+
+const AUDITED: ReadonlySet<string> = new Set(AUDIT_EVENTS);
+/** Whether an event type is written to the audit log. */
+export const isAudited = (type: string): boolean => AUDITED.has(type) || /^admin\.[a-z_]+$/.test(type);
 
 export interface SecurityEvent {
   type: SecurityEventType;
@@ -35,6 +57,8 @@ export interface SecurityEvent {
    * `no_password`, `not_verified`; rate_limited's route. Stable snake_case values.
    */
   reason?: string;
+  /** Who acted, when not the account itself: `admin:<key id>` (the admin API, the CLI's `admin:cli`). */
+  actor?: string;
   /** Anything else worth knowing, never a secret (e.g. `{ deactivated: true }`). */
   detail?: Record<string, string | number | boolean | null>;
 }
@@ -43,16 +67,31 @@ export interface SecurityEvent {
 const WARN: ReadonlySet<SecurityEventType> = new Set(['login_failed', 'refresh_reuse_detected', 'rate_limited']);
 
 /**
- * Records a security event: the log line now, the audit row and webhooks (in `tx`) later.
+ * Records a security event: the audit row (in `tx`), the log line and the metric.
  * `ctx.client` (set per request by the HTTP layer) gives the client address and user agent;
  * scripts and background work have none.
  */
 export async function recordEvent(ctx: Context, tx: Tx | null, event: SecurityEvent): Promise<void> {
-  void tx; // the audit row goes here, in the caller's transaction
+  // The audit row first, in the caller's transaction: if it cannot be written the change rolls
+  // back with it. Without a change (tx null: a failed login, an admin read) it stands alone.
+  if (isAudited(event.type)) {
+    await writeAuditEvent(tx ?? ctx.db, {
+      type: event.type,
+      userId: event.userId,
+      sessionId: event.sessionId ?? null,
+      actor: event.actor ?? null,
+      reason: event.reason ?? null,
+      detail: event.detail ?? null,
+      client: ctx.client,
+      requestId: ctx.requestId ?? null,
+      at: ctx.now(),
+    });
+  }
   const line = {
     event: event.type,
     userId: event.userId,
     ...(event.sessionId ? { sessionId: event.sessionId } : {}),
+    ...(event.actor ? { actor: event.actor } : {}),
     ...(event.reason ? { reason: event.reason } : {}),
     ...(event.detail ? { detail: event.detail } : {}),
     client: ctx.client ? { ip: ctx.client.ip, userAgent: ctx.client.userAgent } : null,

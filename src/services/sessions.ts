@@ -41,7 +41,7 @@ export interface LoginClient {
 const USER_AGENT_MAX = 256;
 
 /** Starts a session for the user and returns its first access (and refresh) token. */
-export async function startSession(tx: Tx, ctx: Context, user: UserRow, client?: LoginClient | null): Promise<Tokens> {
+export async function startSession(tx: Tx, ctx: Context, user: UserRow, client: LoginClient | null = ctx.client): Promise<Tokens> {
   const now = ctx.now();
   const [session] = await tx
     .insert(sessions)
@@ -180,17 +180,20 @@ async function refreshSlowly(ctx: Context, refreshToken: string): Promise<TokenO
 /** POST /token/revoke: ends the session behind a refresh token. */
 export async function revoke(ctx: Context, refreshToken: string): Promise<{ revoked: number }> {
   const now = ctx.now();
-  const ended = await ctx.db
-    .update(sessions)
-    .set({ revokedAt: now })
-    .where(
-      and(
-        isNull(sessions.revokedAt),
-        sql`${sessions.id} = (select ${refreshTokens.sessionId} from ${refreshTokens} where ${refreshTokens.tokenHash} = ${hashToken(refreshToken)})`,
-      ),
-    )
-    .returning({ id: sessions.id });
-  if (ended.length === 0) throw new AppError('invalid_token');
+  await ctx.db.transaction(async (tx) => {
+    const ended = await tx
+      .update(sessions)
+      .set({ revokedAt: now })
+      .where(
+        and(
+          isNull(sessions.revokedAt),
+          sql`${sessions.id} = (select ${refreshTokens.sessionId} from ${refreshTokens} where ${refreshTokens.tokenHash} = ${hashToken(refreshToken)})`,
+        ),
+      )
+      .returning({ id: sessions.id, userId: sessions.userId });
+    if (ended.length === 0) throw new AppError('invalid_token');
+    await recordEvent(ctx, tx, { type: 'logged_out', userId: ended[0].userId, sessionId: ended[0].id, detail: { scope: 'session' } });
+  });
   return { revoked: unixSeconds(now) };
 }
 
@@ -287,20 +290,28 @@ export async function listSessions(ctx: Context, userId: string, currentSessionI
 }
 
 /** Ends one live session of the account (the caller's own too): its access and refresh tokens die at once. */
-export async function endSession(ctx: Context, userId: string, sessionId: string): Promise<void> {
+export async function endSession(ctx: Context, userId: string, sessionId: string, currentSessionId: string): Promise<void> {
   if (!UUID.test(sessionId)) throw new AppError('session_not_found');
-  const ended = await ctx.db
-    .update(sessions)
-    .set({ revokedAt: ctx.now() })
-    .where(and(eq(sessions.id, sessionId), liveSessions(ctx, userId)))
-    .returning({ id: sessions.id });
-  // Another account's session is as unknown as a made-up id.
-  if (ended.length === 0) throw new AppError('session_not_found');
+  await ctx.db.transaction(async (tx) => {
+    const ended = await tx
+      .update(sessions)
+      .set({ revokedAt: ctx.now() })
+      .where(and(eq(sessions.id, sessionId), liveSessions(ctx, userId)))
+      .returning({ id: sessions.id });
+    // Another account's session is as unknown as a made-up id.
+    if (ended.length === 0) throw new AppError('session_not_found');
+    await recordEvent(ctx, tx, { type: 'session_revoked', userId, sessionId, detail: { current: sessionId === currentSessionId } });
+  });
 }
 
 /** GoTrue's logout scopes: `others` ends every session but the caller's, `all` every one. */
 export async function revokeSessions(ctx: Context, userId: string, currentSessionId: string, scope: 'others' | 'all'): Promise<{ revoked: number }> {
   const where = scope === 'all' ? liveSessions(ctx, userId) : and(liveSessions(ctx, userId), ne(sessions.id, currentSessionId));
-  const ended = await ctx.db.update(sessions).set({ revokedAt: ctx.now() }).where(where).returning({ id: sessions.id });
-  return { revoked: ended.length };
+  return ctx.db.transaction(async (tx) => {
+    const ended = await tx.update(sessions).set({ revokedAt: ctx.now() }).where(where).returning({ id: sessions.id });
+    // all: a logout everywhere; others: the other sessions revoked, the caller's kept.
+    const type = scope === 'all' ? 'logged_out' : 'session_revoked';
+    await recordEvent(ctx, tx, { type, userId, sessionId: currentSessionId, detail: { scope, sessions: ended.length } });
+    return { revoked: ended.length };
+  });
 }

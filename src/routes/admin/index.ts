@@ -4,10 +4,12 @@
 //   onRequest   the per-client admin rate limit (ADMIN_RATE_LIMIT_MAX per ADMIN_RATE_LIMIT_WINDOW)
 //   preParsing  the admin key (auth.ts), before the body is read
 //   preValidation  typed query strings (query.ts)
+//   preSerialization, onSend  the audit event admin.<action> of every authenticated call (audit.ts)
 // With ADMIN_API_KEYS unset nothing is registered: the routes do not exist (404).
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Context } from '../../services/context.js';
 import type { App } from '../types.js';
+import { auditAdminCall, noteAuditTarget } from './audit.js';
 import { adminGuard } from './auth.js';
 import { adminEventRoutes, adminEventSchemas } from './events.js';
 import { adminKeyRoutes } from './keys.js';
@@ -30,6 +32,8 @@ export function adminRoutes(app: App, ctx: Context): void {
       }
       admin.addHook('preParsing', adminGuard(adminApiKeys));
       admin.addHook('preValidation', coerceQuery);
+      admin.addHook('preSerialization', noteAuditTarget);
+      admin.addHook('onSend', auditAdminCall(ctx));
       adminUserRoutes(admin, ctx);
       adminOutboxRoutes(admin, ctx);
       adminKeyRoutes(admin, ctx);

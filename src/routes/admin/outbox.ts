@@ -1,4 +1,5 @@
 // HTTP for mail/outbox-admin.ts: /admin/outbox.
+import { forRequest } from '../../http/request-context.js';
 import { Type } from 'typebox';
 import * as outbox from '../../mail/outbox-admin.js';
 import { BODY_ERRORS, problems, success } from '../../openapi/responses.js';
@@ -89,7 +90,7 @@ export function adminOutboxRoutes(app: App, ctx: Context): void {
       params: Id,
       response: { 200: envelope, ...problems(...BODY_ERRORS, 'email_not_found', 'email_not_failed', ...common) },
     },
-    handler: (request) => outbox.requeueEmail(ctx, request.params.id),
+    handler: (request) => outbox.requeueEmail(forRequest(ctx, request), request.params.id),
   });
 
   app.post('/outbox/:id/cancel', {
@@ -102,6 +103,6 @@ export function adminOutboxRoutes(app: App, ctx: Context): void {
       params: Id,
       response: { 200: envelope, ...problems(...BODY_ERRORS, 'email_not_found', 'email_not_pending', ...common) },
     },
-    handler: (request) => outbox.cancelEmail(ctx, request.params.id),
+    handler: (request) => outbox.cancelEmail(forRequest(ctx, request), request.params.id),
   });
 }

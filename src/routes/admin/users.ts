@@ -1,4 +1,5 @@
 // HTTP for services/admin-users.ts: /admin/users and the per-account operator acts.
+import { forRequest } from '../../http/request-context.js';
 import { Type } from 'typebox';
 import { BODY_ERRORS, noContent, problems, success } from '../../openapi/responses.js';
 import { Email, Name, Password, ref, User, Username } from '../../schemas.js';
@@ -98,7 +99,7 @@ export function adminUserRoutes(app: App, ctx: Context): void {
       params: Id,
       response: { 200: UserEnvelope, ...problems('validation_failed', 'user_not_found', ...common) },
     },
-    handler: (request) => admin.getUser(ctx, request.params.id),
+    handler: (request) => admin.getUser(forRequest(ctx, request), request.params.id),
   });
 
   app.post('/users', {
@@ -114,7 +115,7 @@ export function adminUserRoutes(app: App, ctx: Context): void {
       body: ref(AdminCreateUserRequest),
       response: { 201: success(ref(AdminUserResponse), 'Created.', { rateLimited }), ...problems(...BODY_ERRORS, 'unique', ...common) },
     },
-    handler: async (request, reply) => reply.code(201).send(await admin.createUser(ctx, adminOf(request), request.body)),
+    handler: async (request, reply) => reply.code(201).send(await admin.createUser(forRequest(ctx, request), adminOf(request), request.body)),
   });
 
   app.patch('/users/:id', {
@@ -130,7 +131,7 @@ export function adminUserRoutes(app: App, ctx: Context): void {
       body: ref(AdminUpdateUserRequest),
       response: { 200: UserEnvelope, ...problems(...BODY_ERRORS, 'user_not_found', 'unique', ...common) },
     },
-    handler: (request) => admin.updateUser(ctx, adminOf(request), request.params.id, request.body),
+    handler: (request) => admin.updateUser(forRequest(ctx, request), adminOf(request), request.params.id, request.body),
   });
 
   app.delete('/users/:id', {
@@ -144,7 +145,7 @@ export function adminUserRoutes(app: App, ctx: Context): void {
       response: { 204: noContent('Deleted.', { rateLimited }), ...problems(...BODY_ERRORS, 'user_not_found', ...common) },
     },
     handler: async (request, reply) => {
-      await admin.deleteUser(ctx, adminOf(request), request.params.id);
+      await admin.deleteUser(forRequest(ctx, request), adminOf(request), request.params.id);
       return reply.code(204).send(null);
     },
   });
@@ -167,7 +168,7 @@ export function adminUserRoutes(app: App, ctx: Context): void {
         params: Id,
         response: { 200: UserEnvelope, ...problems(...BODY_ERRORS, 'user_not_found', ...common) },
       },
-      handler: (request) => act(ctx, adminOf(request), request.params.id) as ReturnType<typeof admin.getUser>,
+      handler: (request) => act(forRequest(ctx, request), adminOf(request), request.params.id) as ReturnType<typeof admin.getUser>,
     });
   }
 
@@ -181,7 +182,7 @@ export function adminUserRoutes(app: App, ctx: Context): void {
       params: Id,
       response: { 200: success(ref(AdminLogoutUserResponse), 'Logged out.', { rateLimited }), ...problems(...BODY_ERRORS, 'user_not_found', ...common) },
     },
-    handler: (request) => admin.logoutUser(ctx, adminOf(request), request.params.id),
+    handler: (request) => admin.logoutUser(forRequest(ctx, request), adminOf(request), request.params.id),
   });
 
   app.post('/users/:id/send-password-reset', {
@@ -197,6 +198,6 @@ export function adminUserRoutes(app: App, ctx: Context): void {
         ...problems(...BODY_ERRORS, 'user_not_found', 'no_email_address', 'account_inactive', ...common),
       },
     },
-    handler: async (request, reply) => reply.code(202).send(await admin.sendPasswordReset(ctx, adminOf(request), request.params.id)),
+    handler: async (request, reply) => reply.code(202).send(await admin.sendPasswordReset(forRequest(ctx, request), adminOf(request), request.params.id)),
   });
 }
