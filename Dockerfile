@@ -31,6 +31,8 @@ COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY migrations ./migrations
 COPY scripts/keygen.mjs ./scripts/keygen.mjs
+# The CLI (`npx authservice …`, `npm run keys:rotate`): its entry runs dist/cli.js here.
+COPY bin ./bin
 # /data: the embedded database, only with ALLOW_EMBEDDED_DATABASE=true; /keys: compose's signing key.
 RUN mkdir -p /data /keys && chown node:node /data /keys
 USER node

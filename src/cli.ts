@@ -14,11 +14,15 @@ import { type Database, openDatabase } from './db/index.js';
 import { AppError } from './errors.js';
 import { systemClock } from './lib/clock.js';
 import type { KeyRing } from './lib/keys.js';
+import { createMetrics } from './lib/metrics.js';
 import { createHasher } from './lib/password.js';
+import type { LimitStore } from './lib/store/index.js';
+import { openLimitStore } from './lib/store/open.js';
 import { requeueEmail } from './mail/outbox-admin.js';
 import * as admin from './services/admin-users.js';
 import { listSigningKeys, rotateSigningKeys } from './services/signing-keys.js';
 import type { Context } from './services/context.js';
+import { recordEvent } from './services/events.js';
 import { findUserBy } from './services/users.js';
 
 /** Audit events of the CLI name this actor (an operator with database access, no admin key). */
@@ -41,6 +45,8 @@ interface Command {
   options: NonNullable<ParseArgsConfig['options']>;
   /** Whether it needs the database (and so the configuration). */
   database: boolean;
+  /** The audit event of the call: admin.<action>, as for the same call over the admin API. */
+  action?: string;
   run(args: { values: Record<string, string | boolean | undefined>; positionals: string[] }, env: CommandEnv): Promise<unknown>;
 }
 
@@ -63,6 +69,7 @@ async function resolveUser(ctx: Context, who: string | undefined): Promise<strin
 
 function stateCommand(verb: string, help: string, act: (ctx: Context, actor: admin.Actor, id: string) => Promise<unknown>): Command {
   return {
+    action: `${verb}_user`,
     summary: help,
     usage: `users:${verb} <id | email | username>`,
     help: `${help}\nIdempotent: an account already in that state is answered as it is.`,
@@ -123,6 +130,7 @@ export const COMMANDS: Record<string, Command> = {
       '  --force   rotate even if the next key has been published for less than the JWKS cache lifetime (300 s)\n' +
       'Refused (exit 1) under HS256 and with keys from JWT_PRIVATE_KEY (key_rotation_unavailable).',
     options: { force: { type: 'boolean' } },
+    action: 'rotate_signing_keys',
     database: true,
     async run({ values, positionals }, { ctx }) {
       if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
@@ -145,6 +153,7 @@ export const COMMANDS: Record<string, Command> = {
   },
 
   'users:create': {
+    action: 'create_user',
     summary: 'Create an account',
     usage: 'users:create (--email <email> | --username <name>) [options]',
     help:
@@ -194,6 +203,7 @@ export const COMMANDS: Record<string, Command> = {
   'users:reactivate': stateCommand('reactivate', 'Reactivate a deactivated account', admin.reactivateUser),
 
   'outbox:requeue': {
+    action: 'requeue_email',
     summary: 'Send failed emails again',
     usage: 'outbox:requeue <outbox id>...',
     help: 'Puts each failed email back in the queue (attempts from zero, due now); the running service sends it.\nFind the ids with GET /admin/outbox?status=failed.',
@@ -237,9 +247,21 @@ export function generateSigningKey(algorithm: Exclude<JwtAlgorithm, 'HS256'>): s
   return pair.privateKey as unknown as string;
 }
 
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
+
+/** The security-event lines of the services, as JSON lines on stderr (stdout is the command's answer). */
+function stderrLogger(level: string, write: (text: string) => void): Context['log'] {
+  const min = level === 'silent' ? Infinity : LEVELS.indexOf(level);
+  const line = (name: string) => (fields: object, msg: string) => {
+    if (LEVELS.indexOf(name) >= min) write(`${JSON.stringify({ level: name, time: Date.now(), ...fields, msg })}\n`);
+  };
+  return { info: line('info'), warn: line('warn'), error: line('error') };
+}
+
 /** The services' Context outside a request: no tokens are issued here, and mail is left to the service's worker. */
-async function cliContext(config: Readonly<Config>, database: Database): Promise<Context> {
+async function cliContext(config: Readonly<Config>, database: Database, limits: LimitStore, log: Context['log']): Promise<Context> {
   return {
+    limits,
     config,
     db: database.db,
     now: systemClock,
@@ -256,6 +278,9 @@ async function cliContext(config: Readonly<Config>, database: Database): Promise
         throw new Error('the CLI verifies no access tokens');
       },
     },
+    metrics: createMetrics(),
+    log,
+    client: null,
     mailQueued: () => {}, // the running service's outbox worker picks queued email up on its next poll
     background: () => {
       throw new Error('the CLI runs no background work');
@@ -295,6 +320,16 @@ export async function main(argv: string[], io: Io): Promise<number> {
     return 0;
   }
   let database: Database | undefined;
+  let limits: LimitStore | undefined;
+  let context: Context | undefined;
+  // admin.<action> with the `cli` key id, once the call is over (as routes/admin/audit.ts does).
+  const audit = async (result: unknown, code?: string) => {
+    if (!command.action || !context) return;
+    const out = result as { user?: { id?: string }; emails?: { id: number; userId: string | null }[] } | undefined;
+    const detail: Record<string, string> = { keyId: CLI_ACTOR.keyId, outcome: code ?? 'ok' };
+    if (out?.emails) detail.emailIds = out.emails.map((e) => e.id).join(',');
+    await recordEvent(context, null, { type: `admin.${command.action}`, userId: out?.user?.id ?? out?.emails?.[0]?.userId ?? null, actor: `admin:${CLI_ACTOR.keyId}`, detail });
+  };
   try {
     let parsed;
     try {
@@ -309,9 +344,16 @@ export async function main(argv: string[], io: Io): Promise<number> {
       config: getConfig,
       ctx: async () => {
         database ??= await openDatabase(getConfig().databaseUrl, getConfig().dataDir);
-        return cliContext(getConfig(), database);
+        if (!context) {
+          const log = stderrLogger(getConfig().logLevel, (text) => io.err(text));
+          // Per-recipient mail caps are shared with the running service (Redis or the database).
+          limits = await openLimitStore(getConfig(), database.db, { ...log, debug: () => {}, trace: () => {}, fatal: log.error, child: () => log, level: getConfig().logLevel, silent: () => {} } as never);
+          context = await cliContext(getConfig(), database, limits, log);
+        }
+        return context;
       },
     });
+    await audit(result);
     io.out(typeof result === 'string' ? result : json(result));
     return 0;
   } catch (err) {
@@ -324,6 +366,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       return 2;
     }
     if (err instanceof AppError) {
+      await audit(undefined, err.code).catch(() => {});
       const fields = err.errors
         ? Object.entries(err.errors).map(([f, list]) => `\n  ${f}: ${list.map((e) => `${e.message} (${e.code})`).join(' ')}`).join('')
         : '';
@@ -333,6 +376,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     io.err(`authservice ${name}: failed: ${(err as Error).message ?? err}\n`);
     return 1;
   } finally {
+    await limits?.close();
     await database?.close();
   }
 }

@@ -2,9 +2,9 @@
 // process, on the embedded database in a DATA_DIR (PGlite) or, with TEST_DATABASE_URL, on a
 // PostgreSQL database of its own; its effects checked through the HTTP API of an app on the same
 // database.
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { createPrivateKey, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eq } from 'drizzle-orm';
@@ -19,6 +19,7 @@ import type { App } from '../src/routes/types.js';
 import { PASSWORD, post, uniqueUser } from './helpers.js';
 
 const BIN = new URL('../bin/authservice.mjs', import.meta.url).pathname;
+const ADMIN_KEY = 'ops-key-0123456789abcdefghijklmnopqrstuvwxyz';
 
 interface Run {
   code: number;
@@ -175,9 +176,13 @@ t.test('migrate, users:*, outbox:requeue on a real database', async (t) => {
   t.equal(verified.code, 0, verified.stderr);
   t.equal(JSON.parse(verified.stdout).user.verified, true, 'verified, named by username');
 
-  const off = await cli(env, ['users:deactivate', u.email]);
+  const off = await cli({ ...env, LOG_LEVEL: 'info' }, ['users:deactivate', u.email]);
   t.equal(off.code, 0, off.stderr);
   t.equal(JSON.parse(off.stdout).user.isActive, false);
+  // Audited as the same call over the admin API would be, with the `cli` key id.
+  const lines = off.stderr.trim().split('\n').map((l) => JSON.parse(l));
+  t.match(lines.find((l) => l.event === 'account_deactivated'), { userId: user.id, detail: { by: 'admin', keyId: 'cli' } });
+  t.match(lines.find((l) => l.event === 'admin.deactivate_user'), { userId: user.id, detail: { keyId: 'cli', outcome: 'ok' } });
   await withApp(env, async (app) => {
     t.equal((await post(app, '/token', { email: u.email, password: PASSWORD })).status, 401, 'a deactivated account cannot log in');
   });
@@ -192,7 +197,7 @@ t.test('migrate, users:*, outbox:requeue on a real database', async (t) => {
       .returning();
     return row.id;
   });
-  const missing = await cliHere(env, ['users:deactivate', 'nobody@example.com']);
+  const missing = await cliHere({ ...env, LOG_LEVEL: 'info' }, ['users:deactivate', 'nobody@example.com']);
   t.equal(missing.code, 1);
   t.match(missing.stderr, /No user with the email "nobody@example.com". \(user_not_found\)/);
   t.equal((await cliHere(env, ['users:verify'])).code, 2, 'no account named: exit 2');
@@ -209,4 +214,91 @@ t.test('migrate, users:*, outbox:requeue on a real database', async (t) => {
     const [row] = await db.db.select().from(outbox).where(eq(outbox.id, failedId));
     t.ok(row.status === 'pending' || row.status === 'sent', `the requeued email is back in the queue (${row.status})`);
   });
+
+  // The audit log (through GET /admin/events): the CLI's calls are admin.<action> events of the
+  // `cli` actor, and the account events of its changes are there too, as for the admin API.
+  await withApp({ ...env, ADMIN_API_KEYS: `ops:${ADMIN_KEY}` }, async (app) => {
+    const res = await app.inject({ method: 'GET', url: '/admin/events?limit=200', headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+    t.equal(res.statusCode, 200, res.body);
+    const events = (JSON.parse(res.body).events as { type: string; userId: string | null; actor: string | null; detail: Record<string, unknown> | null }[]).reverse();
+    const cliCalls = events.filter((e) => e.actor === 'admin:cli' && e.type.startsWith('admin.'));
+    t.same(
+      cliCalls.map((e) => e.type),
+      [
+        'admin.rotate_signing_keys', // too soon: refused, audited with its code
+        'admin.rotate_signing_keys',
+        'admin.rotate_signing_keys', // HS256: unavailable
+        'admin.create_user',
+        'admin.create_user', // the weak password
+        'admin.create_user', // taken
+        'admin.create_user', // neither email nor username
+        'admin.create_user',
+        'admin.verify_user',
+        'admin.deactivate_user',
+        'admin.reactivate_user',
+        'admin.deactivate_user', // nobody@example.com
+        'admin.requeue_email',
+        'admin.requeue_email', // not failed any more
+        'admin.requeue_email', // 999999
+      ],
+      'every CLI call that reached the services, refusals included (usage errors never get that far)',
+    );
+    t.match(cliCalls[0].detail, { keyId: 'cli', outcome: 'key_rotation_too_soon' });
+    t.match(cliCalls[9], { userId: user.id, detail: { keyId: 'cli', outcome: 'ok' } });
+    t.same(
+      events.filter((e) => e.userId === user.id && !e.type.startsWith('admin.')).map((e) => [e.type, e.actor]),
+      [
+        ['registered', 'admin:cli'],
+        ['account_deactivated', 'admin:cli'],
+        ['login_failed', null], // deactivated
+        ['account_reactivated', 'admin:cli'],
+        ['login_succeeded', null],
+      ],
+      "the account's events, attributed to the CLI",
+    );
+  });
+});
+
+// The production image has dist/ and no TypeScript tooling (no src/, no tsx): `npm run keys:rotate`
+// and `npx authservice` (package.json "bin") must run the compiled CLI. A copy of the image's
+// layout (bin/, package.json, migrations/, dist/ from `npm run build`) without src/.
+t.test('the compiled CLI: npm run keys:rotate and npx authservice from the build, without src/', async (t) => {
+  const root = new URL('..', import.meta.url).pathname;
+  execFileSync('npm', ['run', '-s', 'build'], { cwd: root, stdio: 'pipe' });
+  const image = mkdtempSync(join(tmpdir(), 'authservice-image-'));
+  t.teardown(() => rmSync(image, { recursive: true, force: true }));
+  cpSync(join(root, 'bin'), join(image, 'bin'), { recursive: true });
+  cpSync(join(root, 'package.json'), join(image, 'package.json'));
+  cpSync(join(root, 'dist'), join(image, 'dist'), { recursive: true });
+  cpSync(join(root, 'migrations'), join(image, 'migrations'), { recursive: true });
+  symlinkSync(join(root, 'node_modules'), join(image, 'node_modules'));
+  t.notOk(existsSync(join(image, 'src')), 'no sources');
+  const env = await cliDatabase(t);
+  const run = (cmd: string, args: string[]): Run => {
+    const r = spawnSync(cmd, args, {
+      cwd: image,
+      encoding: 'utf8',
+      timeout: 120_000,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? tmpdir(), ARGON2_MEMORY_KIB: '1024', ARGON2_ITERATIONS: '1', LOG_LEVEL: 'silent', ...env },
+    });
+    return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
+  };
+  const migrated = run('npx', ['--no-install', 'authservice', 'migrate']);
+  t.equal(migrated.code, 0, migrated.stderr);
+  t.same(JSON.parse(migrated.stdout), { migrated: true });
+  const rotated = run('npm', ['run', '-s', 'keys:rotate', '--', '--force']);
+  t.equal(rotated.code, 0, rotated.stderr);
+  t.match(JSON.parse(rotated.stdout), { source: 'database', keys: [{ status: 'current' }, { status: 'next' }, { status: 'retired' }] });
+  const help = run('npx', ['--no-install', 'authservice', 'users:verify', '--help']);
+  t.equal(help.code, 0);
+  t.match(help.stdout, /^Usage: authservice users:verify/);
+  const bad = run('npx', ['--no-install', 'authservice', 'users:verify']);
+  t.equal(bad.code, 2, 'bad input: non-zero');
+  t.match(bad.stderr, /authservice users:verify: name the account/);
+  const noDist = mkdtempSync(join(tmpdir(), 'authservice-nodist-'));
+  t.teardown(() => rmSync(noDist, { recursive: true, force: true }));
+  cpSync(join(root, 'bin'), join(noDist, 'bin'), { recursive: true });
+  const missing = spawnSync(process.execPath, [join(noDist, 'bin', 'authservice.mjs'), 'migrate'], { encoding: 'utf8' });
+  t.equal(missing.status, 1);
+  t.match(missing.stderr, /dist\/cli.js is missing: run `npm run build`/, 'neither sources nor a build: one clear line');
 });
