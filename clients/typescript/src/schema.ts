@@ -340,6 +340,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The account's live sessions
+         * @description Every session of the account that has not ended, most recently used first, with the user agent and client address of its login; `current: true` marks this request's. Never token material.
+         */
+        get: operations["listSessions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sessions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * End one session
+         * @description Its access and refresh tokens stop working at once. The current session may be ended too (a logout). `session_not_found` (404) for an unknown, ended or another account's session.
+         */
+        delete: operations["endSession"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sessions/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * End the other sessions, or all of them
+         * @description GoTrue's logout scopes: `others` ends every session but this one (after a password scare, say); `all` ends this one too. Their access and refresh tokens stop working at once.
+         */
+        post: operations["revokeSessions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -1389,6 +1449,60 @@ export interface components {
         HealthResponse: {
             /** @enum {string} */
             status: "ok";
+        };
+        /** @description A live session: never any token. */
+        Session: {
+            /** Format: uuid */
+            id: string;
+            /**
+             * Format: date-time
+             * @description The login that started it.
+             */
+            createdAt: string;
+            /**
+             * Format: date-time
+             * @description Its last refresh (or its login, if never refreshed).
+             */
+            lastUsedAt: string;
+            /**
+             * Format: date-time
+             * @description When it ends by itself, unless used to refresh before (with sliding refresh off, its absolute end).
+             */
+            expiresAt: string;
+            /** @description The User-Agent of the login. */
+            userAgent: string | null;
+            /** @description The client address of the login. */
+            ipAddress: string | null;
+            /** @description True for the session of the access token of this request. */
+            current: boolean;
+        };
+        /**
+         * @description The account's live sessions, most recently used first.
+         * @example {
+         *       "sessions": [
+         *         {
+         *           "id": "5b1f0d7e-8c1a-4b7e-9d3e-2f6a1c0b9e41",
+         *           "createdAt": "2026-12-01T09:00:00.000Z",
+         *           "lastUsedAt": "2026-12-01T09:55:00.000Z",
+         *           "expiresAt": "2026-12-08T09:00:00.000Z",
+         *           "userAgent": "Mozilla/5.0 (X11; Linux x86_64)",
+         *           "ipAddress": "203.0.113.7",
+         *           "current": true
+         *         }
+         *       ]
+         *     }
+         */
+        SessionListResponse: {
+            sessions: components["schemas"]["Session"][];
+        };
+        /**
+         * @example {
+         *       "scope": "others"
+         *     }
+         */
+        RevokeSessionsRequest: {
+            /** @description others: every session but this one; all: this one too. */
+            scope: "others" | "all";
         };
         /**
          * @description One account.
@@ -3648,6 +3762,237 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @enum {unknown} */
                         code: "rate_limited";
+                    };
+                };
+            };
+            /** @description An unexpected error on the service side; nothing about it is revealed. Codes: `internal_error`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "internal_error";
+                    };
+                };
+            };
+            /** @description The service or its database is unavailable, or it is shutting down: try again later (`Retry-After` when known). Codes: `service_unavailable`. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "service_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    listSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The live sessions. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionListResponse"];
+                };
+            };
+            /** @description Not authenticated, or the credentials are not valid. Codes: `unauthenticated`. */
+            401: {
+                headers: {
+                    /** @description The Bearer challenge (RFC 6750): `Bearer` without a token, `Bearer error="invalid_token"` with a bad one. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "unauthenticated";
+                    };
+                };
+            };
+            /** @description An unexpected error on the service side; nothing about it is revealed. Codes: `internal_error`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "internal_error";
+                    };
+                };
+            };
+            /** @description The service or its database is unavailable, or it is shutting down: try again later (`Retry-After` when known). Codes: `service_unavailable`. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "service_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    endSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A session id from GET /sessions. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Ended. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not authenticated, or the credentials are not valid. Codes: `unauthenticated`. */
+            401: {
+                headers: {
+                    /** @description The Bearer challenge (RFC 6750): `Bearer` without a token, `Bearer error="invalid_token"` with a bad one. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "unauthenticated";
+                    };
+                };
+            };
+            /** @description Not found. Codes: `session_not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "session_not_found";
+                    };
+                };
+            };
+            /** @description An unexpected error on the service side; nothing about it is revealed. Codes: `internal_error`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "internal_error";
+                    };
+                };
+            };
+            /** @description The service or its database is unavailable, or it is shutting down: try again later (`Retry-After` when known). Codes: `service_unavailable`. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "service_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    revokeSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RevokeSessionsRequest"];
+            };
+        };
+        responses: {
+            /** @description Ended. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request, a token or a password is not valid (see `code` and `errors`). Codes: `validation_failed`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "validation_failed";
+                    };
+                };
+            };
+            /** @description Not authenticated, or the credentials are not valid. Codes: `unauthenticated`. */
+            401: {
+                headers: {
+                    /** @description The Bearer challenge (RFC 6750): `Bearer` without a token, `Bearer error="invalid_token"` with a bad one. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "unauthenticated";
+                    };
+                };
+            };
+            /** @description The body is too large. Codes: `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "payload_too_large";
+                    };
+                };
+            };
+            /** @description The body is not JSON. Codes: `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "unsupported_media_type";
                     };
                 };
             };
@@ -6096,11 +6441,11 @@ export interface operations {
             200: {
                 headers: {
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6139,11 +6484,11 @@ export interface operations {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
                     /** @description Requests allowed per window for this client on this route. */
-                    "X-RateLimit-Limit"?: number;
+                    "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
-                    "X-RateLimit-Remaining"?: number;
+                    "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets. */
-                    "X-RateLimit-Reset"?: number;
+                    "RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
