@@ -1,7 +1,7 @@
 // HTTP for the owner's sessions (services/sessions.ts): list them, end one, end the others or all.
-import { forRequest } from '../http/request-context.js';
 import { Type } from 'typebox';
 import { AppError } from '../errors.js';
+import { forRequest } from '../http/request-context.js';
 import { BODY_ERRORS, bearerSecurity, noContent, problems, success } from '../openapi/responses.js';
 import { ref } from '../schemas.js';
 import type { Context } from '../services/context.js';
@@ -20,7 +20,20 @@ const Session = Type.Object(
     ipAddress: Type.Union([Type.String(), Type.Null()], { description: 'The client address of the login.' }),
     current: Type.Boolean({ description: 'True for the session of the access token of this request.' }),
   },
-  { $id: 'Session', additionalProperties: false, description: 'A live session: never any token.' },
+  {
+    $id: 'Session',
+    additionalProperties: false,
+    description: 'A live session: never any token.',
+    example: {
+      id: '5b1f0d7e-8c1a-4b7e-9d3e-2f6a1c0b9e41',
+      createdAt: '2026-12-01T09:00:00.000Z',
+      lastUsedAt: '2026-12-01T09:55:00.000Z',
+      expiresAt: '2026-12-08T09:00:00.000Z',
+      userAgent: 'Mozilla/5.0 (X11; Linux x86_64)',
+      ipAddress: '203.0.113.7',
+      current: true,
+    },
+  },
 );
 const SessionList = Type.Object(
   { sessions: Type.Array(ref(Session)) },
@@ -45,7 +58,12 @@ const SessionList = Type.Object(
 );
 const RevokeSessionsRequest = Type.Object(
   { scope: Type.Union([Type.Literal('others'), Type.Literal('all')], { description: 'others: every session but this one; all: this one too.' }) },
-  { $id: 'RevokeSessionsRequest', additionalProperties: false, example: { scope: 'others' } },
+  {
+    $id: 'RevokeSessionsRequest',
+    additionalProperties: false,
+    description: "Which of the account's sessions to end (GoTrue's logout scopes).",
+    example: { scope: 'others' },
+  },
 );
 export const sessionSchemas = [Session, SessionList, RevokeSessionsRequest];
 

@@ -1450,7 +1450,18 @@ export interface components {
             /** @enum {string} */
             status: "ok";
         };
-        /** @description A live session: never any token. */
+        /**
+         * @description A live session: never any token.
+         * @example {
+         *       "id": "5b1f0d7e-8c1a-4b7e-9d3e-2f6a1c0b9e41",
+         *       "createdAt": "2026-12-01T09:00:00.000Z",
+         *       "lastUsedAt": "2026-12-01T09:55:00.000Z",
+         *       "expiresAt": "2026-12-08T09:00:00.000Z",
+         *       "userAgent": "Mozilla/5.0 (X11; Linux x86_64)",
+         *       "ipAddress": "203.0.113.7",
+         *       "current": true
+         *     }
+         */
         Session: {
             /** Format: uuid */
             id: string;
@@ -1496,6 +1507,7 @@ export interface components {
             sessions: components["schemas"]["Session"][];
         };
         /**
+         * @description Which of the account's sessions to end (GoTrue's logout scopes).
          * @example {
          *       "scope": "others"
          *     }
