@@ -15,7 +15,7 @@
 // - every other case (unknown, expired, revoked, a retry, a replay) takes the transaction below,
 //   which locks the parent row (FOR UPDATE) and decides: a retry within the interval gets the same
 //   child, anything else past it is treated as theft and the whole session ends.
-import { and, eq, isNull, ne, sql } from 'drizzle-orm';
+import { and, eq, gt, isNull, ne, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/index.js';
 import { rawPrepared } from '../db/prepared.js';
 import { dbNow } from '../db/now.js';
@@ -251,9 +251,11 @@ export interface SessionOut {
  */
 function liveSessions(ctx: Context, userId: string) {
   const now = ctx.now();
+  // gt() on the column, not raw sql: the column maps the Date for the driver (postgres.js, under
+  // Drizzle, cannot take a raw Date parameter).
   const usableUntil = ctx.config.jwt.longRunningRefreshToken
-    ? sql`${sessions.expiresAt} > ${now}`
-    : sql`${sessions.createdAt} > ${new Date(now.getTime() - ctx.config.jwt.expiresIn * 1000)}`;
+    ? gt(sessions.expiresAt, now)
+    : gt(sessions.createdAt, new Date(now.getTime() - ctx.config.jwt.expiresIn * 1000));
   return and(eq(sessions.userId, userId), isNull(sessions.revokedAt), usableUntil);
 }
 
