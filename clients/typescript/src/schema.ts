@@ -3996,7 +3996,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The body is not JSON. Codes: `unsupported_media_type`. */
+            /** @description The body is not JSON, or not in UTF-8 (a charset other than utf-8). Codes: `unsupported_media_type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
