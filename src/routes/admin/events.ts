@@ -5,7 +5,7 @@ import { ref } from '../../schemas.js';
 import { listEvents } from '../../services/audit-log.js';
 import type { Context } from '../../services/context.js';
 import type { App } from '../types.js';
-import { ADMIN_ERRORS, adminSecurity } from './auth.js';
+import { adminLimits, adminSecurity } from './auth.js';
 
 const date = Type.String({ format: 'date-time' });
 const nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()]);
@@ -60,6 +60,7 @@ const AdminListEventsResponse = Type.Object(
 export const adminEventSchemas = [AuditEvent, AdminListEventsResponse];
 
 export function adminEventRoutes(app: App, ctx: Context): void {
+  const { common, rateLimited } = adminLimits(ctx.config);
   app.get('/events', {
     schema: {
       tags: ['Admin'],
@@ -81,8 +82,8 @@ export function adminEventRoutes(app: App, ctx: Context): void {
         { additionalProperties: false },
       ),
       response: {
-        200: success(ref(AdminListEventsResponse), 'A page of the audit log.', { rateLimited: true }),
-        ...problems('validation_failed', ...ADMIN_ERRORS),
+        200: success(ref(AdminListEventsResponse), 'A page of the audit log.', { rateLimited }),
+        ...problems('validation_failed', ...common),
       },
     },
     handler: (request) => listEvents(ctx, request.query),
