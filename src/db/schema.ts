@@ -214,3 +214,32 @@ export const authEvents = pgTable(
     index('auth_events_created_at_idx').on(t.createdAt),
   ],
 );
+
+export const WEBHOOK_STATUSES = ['pending', 'sent', 'failed', 'cancelled'] as const;
+export type WebhookStatus = (typeof WEBHOOK_STATUSES)[number];
+
+// outbox/webhooks.ts. One row per (event, endpoint), written by services/events.ts in the event's
+// transaction; delivered after commit by the outbox worker (the webhook channel). The body is the
+// exact JSON signed and sent on every attempt. Unique per (event, endpoint): one delivery each,
+// however many instances run. No foreign key on event_id: the audit log is its own module.
+export const webhookDeliveries = pgTable(
+  'webhook_deliveries',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    kind: text('kind').notNull().default('event'),
+    eventId: uuid('event_id').notNull(), // the event's id: the webhook-id header
+    url: text('url').notNull(),
+    type: text('type').notNull(),
+    body: text('body').notNull(),
+    status: text('status').$type<WebhookStatus>().notNull().default('pending'),
+    attempts: integer('attempts').notNull().default(0),
+    nextAttemptAt: ts('next_attempt_at').notNull().defaultNow(),
+    lastError: text('last_error'),
+    createdAt: ts('created_at').notNull().defaultNow(),
+    sentAt: ts('sent_at'),
+  },
+  (t) => [
+    uniqueIndex('webhook_deliveries_event_url_key').on(t.eventId, t.url),
+    index('webhook_deliveries_due_idx').on(t.nextAttemptAt).where(sql`status = 'pending'`),
+  ],
+);
