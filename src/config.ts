@@ -2,6 +2,7 @@
 // into a frozen, typed object. Nothing else reads process.env. A bad value stops the start with
 // one message that names every bad variable, so an operator fixes them all in one go.
 import { parseKek } from './lib/kek.js';
+import { parseWebhookSecret } from './lib/webhook-signature.js';
 
 import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
@@ -95,6 +96,14 @@ export interface Config {
   outbox: { concurrency: number; lease: number };
   /** Graceful shutdown ends within this many seconds, whatever is still running. */
   shutdownTimeout: number;
+  /** Webhooks (outbox/webhooks.ts): each event POSTed to every URL, signed (Standard Webhooks). */
+  webhooks: {
+    urls: string[]; // WEBHOOK_URLS; empty: no webhooks
+    events: string[] | undefined; // WEBHOOK_EVENTS: only these types (`admin.*`: every admin action); undefined: all
+    secret: string | undefined; // WEBHOOK_SECRET, whsec_<base64> (checked); required with urls
+    timeout: number; // WEBHOOK_TIMEOUT: milliseconds per attempt
+    maxAttempts: number; // WEBHOOK_MAX_ATTEMPTS: then the delivery is failed (dead-lettered)
+  };
   /** Bounds on every wait for the database, in milliseconds (db/index.ts DatabaseOptions). */
   database: { poolSize: number; connectTimeout: number; acquireTimeout: number; queryTimeout: number; pingTimeout: number };
 }
@@ -364,6 +373,11 @@ export function loadConfig(env: Env): Readonly<Config> {
     },
     outbox: { concurrency: int('OUTBOX_CONCURRENCY', 5, 1, 100), lease: duration('OUTBOX_LEASE', '60s', 8) },
     shutdownTimeout: duration('SHUTDOWN_TIMEOUT', '10s', 2),
+    webhooks: {
+      ...parseWebhooks(get, problems),
+      timeout: millis('WEBHOOK_TIMEOUT', '10s', 100, 60_000),
+      maxAttempts: int('WEBHOOK_MAX_ATTEMPTS', 10, 1, 50),
+    },
     database: {
       poolSize: int('DB_POOL_SIZE', 10, 1, 1000),
       connectTimeout: millis('DB_CONNECT_TIMEOUT', '2s', 100, 600_000),
@@ -383,6 +397,33 @@ export function loadConfig(env: Env): Readonly<Config> {
   }
   if (problems.length) throw new ConfigError(problems);
   return deepFreeze(config);
+}
+
+/** WEBHOOK_URLS, WEBHOOK_EVENTS, WEBHOOK_SECRET. A problem never quotes the secret. */
+function parseWebhooks(get: (name: string) => string | undefined, problems: string[]): Pick<Config['webhooks'], 'urls' | 'events' | 'secret'> {
+  const items = (name: string) => [...new Set((get(name) ?? '').split(',').map((s) => s.trim()).filter(Boolean))];
+  const urls = items('WEBHOOK_URLS');
+  for (const u of urls) {
+    let ok = false;
+    try {
+      const parsed = new URL(u);
+      ok = ['http:', 'https:'].includes(parsed.protocol) && parsed.username === '' && parsed.password === '';
+    } catch {}
+    if (!ok) problems.push(`WEBHOOK_URLS: expected comma-separated http or https URLs (without user:password@), got "${u}"`);
+  }
+  const events = get('WEBHOOK_EVENTS') === undefined ? undefined : items('WEBHOOK_EVENTS');
+  for (const e of events ?? []) {
+    if (!/^[a-z_]+(\.([a-z_]+|\*))?$/.test(e)) problems.push(`WEBHOOK_EVENTS: expected event types such as login_failed or admin.*, got "${e}"`);
+  }
+  const raw = get('WEBHOOK_SECRET');
+  const secret = raw !== undefined && parseWebhookSecret(raw) ? raw : undefined;
+  if (raw !== undefined && !secret) {
+    problems.push('WEBHOOK_SECRET: expected whsec_ followed by the base64 of at least 24 random bytes (whsec_$(openssl rand -base64 32))');
+  }
+  if (urls.length > 0 && raw === undefined) {
+    problems.push('WEBHOOK_SECRET: required with WEBHOOK_URLS, so that receivers can check the signature (whsec_$(openssl rand -base64 32))');
+  }
+  return { urls, events, secret };
 }
 
 export const ADMIN_KEY_MIN_LENGTH = 32;
