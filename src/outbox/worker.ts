@@ -58,6 +58,8 @@ export interface Channel<Row extends QueueRow = any> {
   table: QueueTable;
   /** The sender of each row kind; '*' for every kind not listed. */
   senders: Record<string, Sender<Row>>;
+  /** Attempts before a row is failed, when not the worker's `maxAttempts` (WEBHOOK_MAX_ATTEMPTS). */
+  maxAttempts?: number;
   /** Columns written with status 'sent' once a row is delivered (`now` is the database's time). */
   delivered?: (now: SQL) => Record<string, unknown>;
 }
@@ -329,7 +331,7 @@ export class DeliveryWorker {
     const info = { outboxId: row.id, channel: channel.name, kind: row.kind, attempts: row.attempts };
     const lastError = String((err as Error)?.message ?? err).slice(0, 500);
     const permanent = (err as { permanent?: unknown })?.permanent === true;
-    const final = permanent || row.attempts >= this.options.maxAttempts;
+    const final = permanent || row.attempts >= (channel.maxAttempts ?? this.options.maxAttempts);
     this.observeAttempt(final ? 'failed' : 'retry', seconds, channel.name, row.kind);
     if (final) {
       await this.update(channel, row, { status: 'failed', lastError });
