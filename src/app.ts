@@ -13,7 +13,7 @@ import { connectionOptions } from './http/connections.js';
 import { corsPlugin } from './http/cors.js';
 import { jsonBody } from './http/json-body.js';
 import { metricsPlugin } from './http/metrics.js';
-import { forRequest } from './http/request-context.js';
+import { forRequest, queuedWebhooksFor } from './http/request-context.js';
 import { requestIdPlugin, traceChildLogger } from './http/request-id.js';
 import { securityHeaders, swaggerUiCsp } from './http/security-headers.js';
 import { shutdownGatePlugin } from './http/shutdown-gate.js';
@@ -26,6 +26,7 @@ import { createHasher } from './lib/password.js';
 import { openLimitStore } from './lib/store/open.js';
 import { createTasks } from './lib/tasks.js';
 import { type EmailRow, emailChannel, isRequest, logTransport, outboxDepth, smtpTransport, type Transport } from './mail/outbox.js';
+import { webhookChannel } from './outbox/webhooks.js';
 import { DEFAULT_WORKER, DeliveryWorker, type WorkerOptions } from './outbox/worker.js';
 import { accountRoutes } from './routes/accounts.js';
 import { adminRoutes, adminSchemas } from './routes/admin/index.js';
@@ -123,8 +124,9 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
       : logTransport(app.log));
   // Email requests (resend-activation, password reset) are outbox rows resolved by the worker.
   const resolvers = Object.fromEntries(Object.values(REQUEST_KINDS).map((kind) => [kind, (row: EmailRow) => resolveEmailRequest(ctx, row)]));
-  // One worker for every outbox channel (email today); a channel is a table and its senders.
-  const worker = new DeliveryWorker(database.db, [emailChannel(transport, config.emailFrom, resolvers)], outboxOptions, app.log, (result, seconds, channel, kind) => {
+  // One worker for every outbox channel (email, webhooks); a channel is a table and its senders.
+  const channels = [emailChannel(transport, config.emailFrom, resolvers), ...(config.webhooks.urls.length > 0 ? [webhookChannel(config)] : [])];
+  const worker = new DeliveryWorker(database.db, channels, outboxOptions, app.log, (result, seconds, channel, kind) => {
     // outbox_send_duration_seconds is the emails': an email request resolved is not an email sent.
     if (channel === 'email' && !isRequest(kind)) metrics.emailAttempt(result, seconds);
   });
@@ -145,6 +147,9 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
     log: app.log,
     client: null,
     mailQueued: () => worker.wake(),
+    // Outside a request (scripts, background work) the caller has committed by the time this
+    // matters; the worker's poll finds anything woken too early. Requests: see forRequest.
+    webhooksQueued: () => worker.wake(),
     background: tasks.run,
   };
   app.decorate('backgroundIdle', tasks.idle);
@@ -214,6 +219,10 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
     if (methods.every((method) => method === 'GET' || method === 'HEAD' || method === 'OPTIONS')) return;
     if (route.schema?.body !== undefined && !mayHoldIdentifier(route.schema.body, app.getSchemas())) return;
     route.preValidation = [normalizeIdentifiers, ...[route.preValidation ?? []].flat()];
+  });
+  // Webhooks queued in a request's transaction: committed now that the answer is out.
+  app.addHook('onResponse', async (request) => {
+    if (queuedWebhooksFor(request)) worker.wake();
   });
   // Answers about accounts and tokens are never cached by a browser or a proxy.
   app.addHook('onSend', (_request, reply, payload, done) => {

@@ -282,6 +282,7 @@ async function cliContext(config: Readonly<Config>, database: Database, limits: 
     log,
     client: null,
     mailQueued: () => {}, // the running service's outbox worker picks queued email up on its next poll
+    webhooksQueued: () => {}, // and queued webhook deliveries too
     background: () => {
       throw new Error('the CLI runs no background work');
     },

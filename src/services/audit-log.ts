@@ -10,6 +10,8 @@ import { decodeCursor, encodeCursor } from '../lib/cursor.js';
 import type { Context } from './context.js';
 
 export interface AuditRecord {
+  /** The event's id (made by recordEvent: its webhooks' webhook-id too); generated when absent. */
+  id?: string;
   type: string;
   userId: string | null;
   sessionId?: string | null;
@@ -27,6 +29,7 @@ export async function writeAuditEvent(db: Db | Tx, record: AuditRecord): Promise
   const [row] = await db
     .insert(authEvents)
     .values({
+      ...(record.id ? { id: record.id } : {}),
       type: record.type,
       userId: record.userId,
       sessionId: record.sessionId ?? null,

@@ -39,6 +39,11 @@ export interface Context {
   client: ClientInfo | null;
   /** The current request's id, kept with its audit events; absent outside a request. */
   requestId?: string;
+  /**
+   * Says that the current work queued webhook deliveries, perhaps in a transaction not yet
+   * committed: the worker is woken once it has (within a request, after the response).
+   */
+  webhooksQueued(): void;
   /** Tells the outbox worker that a committed transaction enqueued email. */
   mailQueued(): void;
   /** Runs work after the response, tracked so that shutdown waits for it (see lib/tasks.ts). */

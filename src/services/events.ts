@@ -3,12 +3,15 @@
 // replay, a password change, …). It writes the audit row (services/audit-log.ts writeAuditEvent)
 // in the caller's transaction `tx`, so that an event is recorded if and only if its change commits
 // (tx is null where there is no change, e.g. a failed login: the row is then written on its own),
-// then one log line with a stable `event` field, and counts the event in the metrics. Webhook
-// deliveries (issue 12 item 4, not built yet) will hang off this same function.
+// then one log line with a stable `event` field, and counts the event in the metrics. The webhook
+// deliveries of an audited event (outbox/webhooks.ts) are queued in the same transaction, under the
+// audit row's id (their `webhook-id`): an event is published if and only if its change commits.
 //
 // Never a secret in an event: no password, no token, no hash. Identifiers (email, username) are
 // not logged either: the user id is enough to find the account, and it is not personal data.
-import type { Tx } from '../db/index.js';
+import { randomUUID } from 'node:crypto';
+import type { Db, Tx } from '../db/index.js';
+import { enqueueWebhooks, webhookTargets } from '../outbox/webhooks.js';
 import { writeAuditEvent } from './audit-log.js';
 import type { Context } from './context.js';
 
@@ -67,28 +70,53 @@ export interface SecurityEvent {
 const WARN: ReadonlySet<SecurityEventType> = new Set(['login_failed', 'refresh_reuse_detected', 'rate_limited']);
 
 /**
- * Records a security event: the audit row (in `tx`), the log line and the metric.
- * `ctx.client` (set per request by the HTTP layer) gives the client address and user agent;
- * scripts and background work have none.
+ * Records a security event: the audit row and its webhook deliveries (in `tx`), the log line and
+ * the metric. `ctx.client` (set per request by the HTTP layer) gives the client address and user
+ * agent; scripts and background work have none. Returns the event's id.
  */
-export async function recordEvent(ctx: Context, tx: Tx | null, event: SecurityEvent): Promise<void> {
-  // The audit row first, in the caller's transaction: if it cannot be written the change rolls
-  // back with it. Without a change (tx null: a failed login, an admin read) it stands alone.
+export async function recordEvent(ctx: Context, tx: Tx | null, event: SecurityEvent): Promise<string> {
+  const id = randomUUID();
   if (isAudited(event.type)) {
-    await writeAuditEvent(tx ?? ctx.db, {
-      type: event.type,
-      userId: event.userId,
-      sessionId: event.sessionId ?? null,
-      actor: event.actor ?? null,
-      reason: event.reason ?? null,
-      detail: event.detail ?? null,
-      client: ctx.client,
-      requestId: ctx.requestId ?? null,
-      at: ctx.now(),
-    });
+    const at = ctx.now();
+    const targets = webhookTargets(ctx.config, event.type);
+    // The audit row first, in the caller's transaction: if it cannot be written the change rolls
+    // back with it. Without a change (tx null: a failed login, an admin read) it stands alone, in
+    // a transaction of its own only when webhooks go with it.
+    const write = async (db: Db | Tx) => {
+      await writeAuditEvent(db, {
+        id,
+        type: event.type,
+        userId: event.userId,
+        sessionId: event.sessionId ?? null,
+        actor: event.actor ?? null,
+        reason: event.reason ?? null,
+        detail: event.detail ?? null,
+        client: ctx.client,
+        requestId: ctx.requestId ?? null,
+        at,
+      });
+      if (targets.length === 0) return;
+      // What a receiver may know: no secret, token, password or hash, and no email or username.
+      const data = {
+        userId: event.userId,
+        sessionId: event.sessionId ?? null,
+        actor: event.actor ?? null,
+        reason: event.reason ?? null,
+        detail: event.detail ?? null,
+        clientAddress: ctx.client?.ip ?? null,
+        userAgent: ctx.client?.userAgent ?? null,
+      };
+      await enqueueWebhooks(db, targets, { id, type: event.type, createdAt: at, data });
+    };
+    if (tx) await write(tx);
+    else if (targets.length > 0) await ctx.db.transaction(write);
+    else await write(ctx.db);
+    // Wakes the worker once the caller's transaction has committed (after the response).
+    if (targets.length > 0) ctx.webhooksQueued();
   }
   const line = {
     event: event.type,
+    eventId: id,
     userId: event.userId,
     ...(event.sessionId ? { sessionId: event.sessionId } : {}),
     ...(event.actor ? { actor: event.actor } : {}),
@@ -100,4 +128,5 @@ export async function recordEvent(ctx: Context, tx: Tx | null, event: SecurityEv
   if (WARN.has(event.type)) ctx.log.warn(line, message);
   else ctx.log.info(line, message);
   ctx.metrics.securityEvent(event);
+  return id;
 }
