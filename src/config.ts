@@ -3,6 +3,7 @@
 // one message that names every bad variable, so an operator fixes them all in one go.
 import { parseKek } from './lib/kek.js';
 import { parseWebhookSecret } from './lib/webhook-signature.js';
+import { SECURITY_EVENTS } from './services/events.js';
 
 import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
@@ -412,8 +413,12 @@ function parseWebhooks(get: (name: string) => string | undefined, problems: stri
     if (!ok) problems.push(`WEBHOOK_URLS: expected comma-separated http or https URLs (without user:password@), got "${u}"`);
   }
   const events = get('WEBHOOK_EVENTS') === undefined ? undefined : items('WEBHOOK_EVENTS');
+  // A misspelt type would silently never match: only the published types, or admin.<action>.
+  const published = SECURITY_EVENTS.filter((e) => e !== 'rate_limited') as readonly string[];
   for (const e of events ?? []) {
-    if (!/^[a-z_]+(\.([a-z_]+|\*))?$/.test(e)) problems.push(`WEBHOOK_EVENTS: expected event types such as login_failed or admin.*, got "${e}"`);
+    if (!published.includes(e) && !/^admin\.([a-z_]+|\*)$/.test(e)) {
+      problems.push(`WEBHOOK_EVENTS: expected event types from ${published.join(', ')} or admin.* (rate_limited is never sent), got "${e}"`);
+    }
   }
   const raw = get('WEBHOOK_SECRET');
   const secret = raw !== undefined && parseWebhookSecret(raw) ? raw : undefined;

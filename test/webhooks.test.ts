@@ -267,6 +267,8 @@ t.test('configuration: validated at start, one clear line per problem, never quo
   t.match(problem({ WEBHOOK_URLS: 'ftp://x', WEBHOOK_SECRET: SECRET }), /WEBHOOK_URLS: expected comma-separated http or https URLs/);
   t.match(problem({ WEBHOOK_URLS: 'https://user:pw@hooks.example.com/x', WEBHOOK_SECRET: SECRET }), /WEBHOOK_URLS/);
   t.match(problem({ WEBHOOK_EVENTS: 'Login Failed' }), /WEBHOOK_EVENTS: expected event types/);
+  t.match(problem({ WEBHOOK_EVENTS: 'registerd' }), /WEBHOOK_EVENTS: expected event types from registered, .* got "registerd"$/, 'a misspelt type is refused');
+  t.match(problem({ WEBHOOK_EVENTS: 'rate_limited' }), /rate_limited is never sent/);
   t.match(problem({ WEBHOOK_TIMEOUT: '5m' }), /WEBHOOK_TIMEOUT/);
   t.match(problem({ WEBHOOK_MAX_ATTEMPTS: '0' }), /WEBHOOK_MAX_ATTEMPTS/);
 
