@@ -198,10 +198,20 @@ t.test('WEBHOOK_EVENTS filters; a refused change sends nothing; a slow receiver 
   t.match(slow.find((r) => r.lastError)?.lastError, /^timeout: no answer within WEBHOOK_TIMEOUT \(500 ms\)$/);
 });
 
-t.test('failed after WEBHOOK_MAX_ATTEMPTS; redirects are not followed', async (t) => {
+t.test('failed after WEBHOOK_MAX_ATTEMPTS; redirects are not followed; a network error is retried', async (t) => {
   const hooks = await receiver(t, (r) => (r.path === '/moved' ? { redirect: '/elsewhere' } : 500));
+  // A port nobody listens on: connection refused.
+  const closed = createServer();
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+  const refused = `http://127.0.0.1:${(closed.address() as AddressInfo).port}/refused`;
+  await new Promise((resolve) => closed.close(resolve));
   const h = await buildTestApp(t, {
-    env: { WEBHOOK_URLS: `${hooks.url('/down')},${hooks.url('/moved')}`, WEBHOOK_SECRET: SECRET, WEBHOOK_EVENTS: 'registered', WEBHOOK_MAX_ATTEMPTS: '3' },
+    env: {
+      WEBHOOK_URLS: `${hooks.url('/down')},${hooks.url('/moved')},${refused}`,
+      WEBHOOK_SECRET: SECRET,
+      WEBHOOK_EVENTS: 'registered',
+      WEBHOOK_MAX_ATTEMPTS: '3',
+    },
   });
   await registerUser(h.app);
   const rows = await until('both failed', async () => {
@@ -214,6 +224,9 @@ t.test('failed after WEBHOOK_MAX_ATTEMPTS; redirects are not followed', async (t
   t.equal(down.lastError, 'HTTP 500 from the endpoint');
   t.equal(moved.attempts, 3);
   t.equal(moved.lastError, 'HTTP 302 from the endpoint (redirects are not followed)');
+  const gone = rows.find((r) => r.url === refused)!;
+  t.equal(gone.attempts, 3, 'a refused connection is retried, then failed');
+  t.match(gone.lastError, /^network error: .*ECONNREFUSED/);
   await sleep(500);
   t.equal(hooks.on('/down').length, 3, 'no attempt after the last');
   t.equal(hooks.on('/moved').length, 3);
