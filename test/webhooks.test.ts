@@ -170,7 +170,7 @@ t.test('WEBHOOK_EVENTS filters; a refused change sends nothing; a slow receiver 
       WEBHOOK_URLS: `${hooks.url('/fast')},${hooks.url('/slow')}`,
       WEBHOOK_SECRET: SECRET,
       WEBHOOK_EVENTS: 'registered,login_failed',
-      WEBHOOK_TIMEOUT: '500ms',
+      WEBHOOK_TIMEOUT: '1500ms',
     },
   });
   const u = await registerUser(h.app);
@@ -187,15 +187,19 @@ t.test('WEBHOOK_EVENTS filters; a refused change sends nothing; a slow receiver 
 
   await hooks.until((r) => r.filter((x) => x.path === '/fast').length >= 5, 'five events on /fast');
   await sleep(500);
-  const fast = hooks.on('/fast').map((r) => JSON.parse(r.body).type);
-  t.same(fast.sort(), ['login_failed', 'registered', 'registered', 'registered', 'registered'], 'only the filtered types, once each, nothing for the refused registration');
+  // By webhook-id: on this loaded machine an answer can miss the short WEBHOOK_TIMEOUT and be sent
+  // again (at least once); the two-instance test above counts exact deliveries.
+  const byId = new Map(hooks.on('/fast').map((r) => [r.headers['webhook-id'], JSON.parse(r.body).type as string]));
+  t.same([...byId.values()].sort(), ['login_failed', 'registered', 'registered', 'registered', 'registered'], 'only the filtered types, nothing for the refused registration');
+  const fastRows = (await deliveries(h)).filter((r) => r.url.endsWith('/fast'));
+  t.equal(fastRows.length, 5, 'one row per event');
   // The hanging endpoint times out (WEBHOOK_TIMEOUT) and is retried.
   const slow = await until('a timed-out attempt', async () => {
     const rows = (await deliveries(h)).filter((r) => r.url.endsWith('/slow'));
     return rows.some((r) => /timeout/.test(r.lastError ?? '')) && rows;
   });
   t.ok(slow.every((r) => r.status === 'pending'), 'still queued: neither sent nor given up');
-  t.match(slow.find((r) => r.lastError)?.lastError, /^timeout: no answer within WEBHOOK_TIMEOUT \(500 ms\)$/);
+  t.match(slow.find((r) => r.lastError)?.lastError, /^timeout: no answer within WEBHOOK_TIMEOUT \(1500 ms\)$/);
 });
 
 t.test('failed after WEBHOOK_MAX_ATTEMPTS; redirects are not followed; a network error is retried', async (t) => {
