@@ -10,9 +10,10 @@ import { Webhook } from 'standardwebhooks';
 import t from 'tap';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { webhookDeliveries } from '../src/db/schema.js';
-import { buildSiblingApp, buildTestApp, PASSWORD, post, registerUser, sleep, type T, type TestApp, verifiedUser } from './helpers.js';
+import { assertProblem, buildSiblingApp, buildTestApp, PASSWORD, post, registerUser, safeJson, sleep, type T, type TestApp, verifiedUser } from './helpers.js';
 
 const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
+const ADMIN = 'ops-key-0123456789abcdefghijklmnopqrstuvwxyz';
 
 interface Received {
   path: string;
@@ -216,6 +217,7 @@ t.test('failed after WEBHOOK_MAX_ATTEMPTS; redirects are not followed; a network
       WEBHOOK_SECRET: SECRET,
       WEBHOOK_EVENTS: 'registered',
       WEBHOOK_MAX_ATTEMPTS: '3',
+      ADMIN_API_KEYS: `ops:${ADMIN}`,
     },
   });
   await registerUser(h.app);
@@ -237,6 +239,23 @@ t.test('failed after WEBHOOK_MAX_ATTEMPTS; redirects are not followed; a network
   t.equal(hooks.on('/moved').length, 3);
   t.equal(hooks.on('/elsewhere').length, 0, 'the redirect was not followed');
   t.equal(new Set(hooks.received.map((r) => r.headers['webhook-id'])).size, 1, 'one webhook-id throughout');
+
+  // The admin API lists the failed deliveries and requeues one.
+  const admin = async (method: 'GET' | 'POST', url: string) => {
+    const res = await h.app.inject({ method, url, headers: { authorization: `Bearer ${ADMIN}` } });
+    return { status: res.statusCode, headers: res.headers, body: res.body ? safeJson(res.body) : undefined, raw: res.body };
+  };
+  const list = await admin('GET', '/admin/webhooks?status=failed');
+  t.equal(list.status, 200);
+  t.same(list.body.deliveries.map((d: { id: number }) => d.id).sort(), rows.map((r) => r.id).sort(), 'GET /admin/webhooks?status=failed: the three');
+  t.equal((await admin('GET', '/admin/webhooks?status=sent')).body.deliveries.length, 0);
+  const requeued = await admin('POST', `/admin/webhooks/${down.id}/requeue`);
+  t.equal(requeued.status, 200);
+  t.match(requeued.body.delivery, { id: down.id, eventId: down.eventId, status: 'pending', attempts: 0, lastError: null });
+  assertProblem(t, await admin('POST', `/admin/webhooks/${down.id}/requeue`), 'webhook_not_failed');
+  assertProblem(t, await admin('POST', '/admin/webhooks/999999/requeue'), 'webhook_not_found');
+  await hooks.until((r) => r.filter((x) => x.path === '/down').length >= 4, 'the requeued delivery is sent again');
+  t.equal(hooks.on('/down')[3].headers['webhook-id'], down.eventId, 'with the same webhook-id');
 });
 
 t.test('shutdown aborts a delivery in flight; the row stays pending and another instance delivers it', async (t) => {

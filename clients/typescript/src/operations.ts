@@ -41,6 +41,8 @@ export const OPERATIONS = {
   adminListOutbox: { method: 'get', path: '/admin/outbox', security: ['adminApiKey'] },
   adminRequeueEmail: { method: 'post', path: '/admin/outbox/{id}/requeue', security: ['adminApiKey'] },
   adminCancelEmail: { method: 'post', path: '/admin/outbox/{id}/cancel', security: ['adminApiKey'] },
+  adminListWebhooks: { method: 'get', path: '/admin/webhooks', security: ['adminApiKey'] },
+  adminRequeueWebhook: { method: 'post', path: '/admin/webhooks/{id}/requeue', security: ['adminApiKey'] },
   adminListSigningKeys: { method: 'get', path: '/admin/keys', security: ['adminApiKey'] },
   adminRotateSigningKeys: { method: 'post', path: '/admin/keys/rotate', security: ['adminApiKey'] },
   adminListEvents: { method: 'get', path: '/admin/events', security: ['adminApiKey'] },
