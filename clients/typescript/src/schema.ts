@@ -712,6 +712,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List pending, sent and failed webhook deliveries
+         * @description Newest first, a page at a time (`nextCursor` → `cursor`). Filter by `status`.
+         */
+        get: operations["adminListWebhooks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/webhooks/{id}/requeue": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Deliver a failed webhook again
+         * @description Back to pending, attempts from zero, due now, with the same webhook-id. `webhook_not_failed` (409) for any other status.
+         */
+        post: operations["adminRequeueWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/keys": {
         parameters: {
             query?: never;
@@ -882,7 +922,7 @@ export interface components {
              * @description Stable, snake_case error code: branch on this.
              * @enum {unknown}
              */
-            code: "validation_failed" | "invalid_token" | "expired_token" | "invalid_password" | "invalid_credentials" | "unauthenticated" | "not_verified" | "not_found" | "user_not_found" | "session_not_found" | "email_not_found" | "method_not_allowed" | "already_verified" | "password_already_set" | "email_not_failed" | "email_not_pending" | "no_email_address" | "account_inactive" | "unique" | "key_rotation_unavailable" | "key_rotation_too_soon" | "request_timeout" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "headers_too_large" | "internal_error" | "service_unavailable";
+            code: "validation_failed" | "invalid_token" | "expired_token" | "invalid_password" | "invalid_credentials" | "unauthenticated" | "not_verified" | "not_found" | "user_not_found" | "session_not_found" | "email_not_found" | "webhook_not_found" | "method_not_allowed" | "already_verified" | "password_already_set" | "email_not_failed" | "email_not_pending" | "webhook_not_failed" | "no_email_address" | "account_inactive" | "unique" | "key_rotation_unavailable" | "key_rotation_too_soon" | "request_timeout" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "headers_too_large" | "internal_error" | "service_unavailable";
             /** @description Errors per request field (camelCase); nonFieldErrors holds the rest. */
             errors?: {
                 [key: string]: {
@@ -1702,6 +1742,86 @@ export interface components {
          */
         AdminListOutboxResponse: {
             emails: components["schemas"]["AdminOutboxEmail"][];
+            /** @description The cursor of the next page; null on the last. */
+            nextCursor: string | null;
+        };
+        /**
+         * @description A webhook delivery: one event to one endpoint.
+         * @example {
+         *       "id": 7,
+         *       "eventId": "0b6e1c3a-4f0e-4d57-9c1f-5b2f7f3d9a41",
+         *       "type": "registered",
+         *       "url": "https://app.example.com/hooks/auth",
+         *       "status": "failed",
+         *       "attempts": 10,
+         *       "nextAttemptAt": "2026-01-05T10:00:00.000Z",
+         *       "lastError": "HTTP 503 from the endpoint",
+         *       "createdAt": "2026-01-05T09:00:00.000Z",
+         *       "sentAt": null
+         *     }
+         */
+        AdminWebhookDelivery: {
+            id: number;
+            /**
+             * Format: uuid
+             * @description The event id: the webhook-id header of every attempt.
+             */
+            eventId: string;
+            /** @description The event type. */
+            type: string;
+            /** @description The endpoint (one of WEBHOOK_URLS). */
+            url: string;
+            status: "pending" | "sent" | "failed";
+            attempts: number;
+            /** Format: date-time */
+            nextAttemptAt: string;
+            lastError: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            sentAt: string | null;
+        };
+        /**
+         * @description One webhook delivery.
+         * @example {
+         *       "delivery": {
+         *         "id": 7,
+         *         "eventId": "0b6e1c3a-4f0e-4d57-9c1f-5b2f7f3d9a41",
+         *         "type": "registered",
+         *         "url": "https://app.example.com/hooks/auth",
+         *         "status": "failed",
+         *         "attempts": 10,
+         *         "nextAttemptAt": "2026-01-05T10:00:00.000Z",
+         *         "lastError": "HTTP 503 from the endpoint",
+         *         "createdAt": "2026-01-05T09:00:00.000Z",
+         *         "sentAt": null
+         *       }
+         *     }
+         */
+        AdminWebhookDeliveryResponse: {
+            delivery: components["schemas"]["AdminWebhookDelivery"];
+        };
+        /**
+         * @description A page of webhook deliveries, newest first.
+         * @example {
+         *       "deliveries": [
+         *         {
+         *           "id": 7,
+         *           "eventId": "0b6e1c3a-4f0e-4d57-9c1f-5b2f7f3d9a41",
+         *           "type": "registered",
+         *           "url": "https://app.example.com/hooks/auth",
+         *           "status": "failed",
+         *           "attempts": 10,
+         *           "nextAttemptAt": "2026-01-05T10:00:00.000Z",
+         *           "lastError": "HTTP 503 from the endpoint",
+         *           "createdAt": "2026-01-05T09:00:00.000Z",
+         *           "sentAt": null
+         *         }
+         *       ],
+         *       "nextCursor": null
+         *     }
+         */
+        AdminListWebhooksResponse: {
+            deliveries: components["schemas"]["AdminWebhookDelivery"][];
             /** @description The cursor of the next page; null on the last. */
             nextCursor: string | null;
         };
@@ -6128,6 +6248,258 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @enum {unknown} */
                         code: "email_not_pending";
+                    };
+                };
+            };
+            /** @description The body is too large. Codes: `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "payload_too_large";
+                    };
+                };
+            };
+            /** @description The body is not JSON, or not in UTF-8 (a charset other than utf-8). Codes: `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description Too many requests: wait `Retry-After` seconds (also `retryAfter` in the body). Codes: `rate_limited`. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    /** @description Requests allowed per window for this client on this route. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "rate_limited";
+                    };
+                };
+            };
+            /** @description An unexpected error on the service side; nothing about it is revealed. Codes: `internal_error`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "internal_error";
+                    };
+                };
+            };
+            /** @description The service or its database is unavailable, or it is shutting down: try again later (`Retry-After` when known). Codes: `service_unavailable`. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "service_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    adminListWebhooks: {
+        parameters: {
+            query?: {
+                status?: "pending" | "sent" | "failed";
+                cursor?: string;
+                /** @description Page size (default 50). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of webhook deliveries. */
+            200: {
+                headers: {
+                    /** @description Requests allowed per window for this client on this route. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminListWebhooksResponse"];
+                };
+            };
+            /** @description The request, a token or a password is not valid (see `code` and `errors`). Codes: `validation_failed`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "validation_failed";
+                    };
+                };
+            };
+            /** @description Not authenticated, or the credentials are not valid. Codes: `unauthenticated`. */
+            401: {
+                headers: {
+                    /** @description The Bearer challenge (RFC 6750): `Bearer` without a token, `Bearer error="invalid_token"` with a bad one. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "unauthenticated";
+                    };
+                };
+            };
+            /** @description Too many requests: wait `Retry-After` seconds (also `retryAfter` in the body). Codes: `rate_limited`. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    /** @description Requests allowed per window for this client on this route. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "rate_limited";
+                    };
+                };
+            };
+            /** @description An unexpected error on the service side; nothing about it is revealed. Codes: `internal_error`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "internal_error";
+                    };
+                };
+            };
+            /** @description The service or its database is unavailable, or it is shutting down: try again later (`Retry-After` when known). Codes: `service_unavailable`. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "service_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    adminRequeueWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The outbox id. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The delivery. */
+            200: {
+                headers: {
+                    /** @description Requests allowed per window for this client on this route. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminWebhookDeliveryResponse"];
+                };
+            };
+            /** @description The request, a token or a password is not valid (see `code` and `errors`). Codes: `validation_failed`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "validation_failed";
+                    };
+                };
+            };
+            /** @description Not authenticated, or the credentials are not valid. Codes: `unauthenticated`. */
+            401: {
+                headers: {
+                    /** @description The Bearer challenge (RFC 6750): `Bearer` without a token, `Bearer error="invalid_token"` with a bad one. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "unauthenticated";
+                    };
+                };
+            };
+            /** @description Not found. Codes: `webhook_not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "webhook_not_found";
+                    };
+                };
+            };
+            /** @description Conflicts with the state of an account. Codes: `webhook_not_failed`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code: "webhook_not_failed";
                     };
                 };
             };
