@@ -98,7 +98,7 @@ async function until<T>(what: string, probe: () => Promise<T | undefined | false
 t.test('register, verify and login produce signed POSTs; a 500 is retried with the same webhook-id and body', async (t) => {
   // Each endpoint answers 500 to the first attempt of every message, then 200.
   const hooks = await receiver(t, (_r, n) => (n === 1 ? 500 : 200));
-  const h = await buildTestApp(t, { env: { WEBHOOK_URLS: `${hooks.url('/a')},${hooks.url('/b')}`, WEBHOOK_SECRET: SECRET } });
+  const h = await buildTestApp(t, { env: { WEBHOOK_URLS: `${hooks.url('/a')},${hooks.url('/b')}`, WEBHOOK_SECRET: SECRET, ADMIN_API_KEYS: `ops:${ADMIN}` } });
   const u = await verifiedUser(h); // registered, verified, login_succeeded
   t.equal((await post(h.app, '/token', { email: u.email, password: 'not the password' })).status, 401); // login_failed
   const types = ['registered', 'verified', 'login_succeeded', 'login_failed'];
@@ -111,6 +111,11 @@ t.test('register, verify and login produce signed POSTs; a 500 is retried with t
   t.ok(rows.every((r) => r.status === 'sent' && r.attempts === 2 && r.sentAt), 'each sent on its second attempt');
   const eventIds = [...new Set(rows.map((r) => r.eventId))];
   t.equal(eventIds.length, 4, 'four events');
+  // The webhook-id is the audit row's id: a receiver can look the event up in GET /admin/events.
+  const audit = await h.app.inject({ method: 'GET', url: `/admin/events?userId=${u.user.id}`, headers: { authorization: `Bearer ${ADMIN}` } });
+  t.equal(audit.statusCode, 200);
+  const audited = (audit.json().events as { id: string; type: string }[]).filter((e) => types.includes(e.type));
+  t.same(audited.map((e) => e.id).sort(), [...eventIds].sort(), "each webhook-id is its event's id in the audit log");
 
   const wh = new Webhook(SECRET);
   const seen: string[] = [];
