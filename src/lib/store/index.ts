@@ -10,7 +10,7 @@
 // answered 503 service_unavailable.
 import { createHash } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
-import type { Db, Tx } from '../../db/index.js';
+import { type Db, isDatabaseUnavailable, type Tx } from '../../db/index.js';
 import { AppError } from '../../errors.js';
 
 export interface Hit {
@@ -63,16 +63,20 @@ export function guarded(store: LimitStore, policy: FailurePolicy): LimitStore {
   let lastWarning = 0;
   const failed = (err: unknown): void => {
     policy.onFailure?.(err);
+    // A database store whose database is unavailable refuses at once, whatever the policy: the
+    // request needs that database next anyway, and going on would make it wait a second bound
+    // (DB_QUERY_TIMEOUT, then DB_ACQUIRE_TIMEOUT) before its 503.
+    const refuse = policy.failClosed || (store.kind === 'database' && isDatabaseUnavailable(err));
     if (Date.now() - lastWarning > 10_000) {
       lastWarning = Date.now();
       policy.log.warn(
         { err, store: store.kind },
-        policy.failClosed
-          ? 'limits store unavailable: refusing throttled requests (RATE_LIMIT_FAIL_CLOSED=true)'
+        refuse
+          ? 'limits store unavailable: refusing throttled requests'
           : 'limits store unavailable: limits are off until it answers again',
       );
     }
-    if (policy.failClosed) throw new AppError('service_unavailable', { detail: 'The service is unavailable, try again later.', cause: err });
+    if (refuse) throw new AppError('service_unavailable', { detail: 'The service is unavailable, try again later.', cause: err });
   };
   const Inner = store.rateLimitStore;
   class GuardedRateLimitStore implements RateLimitStore {
