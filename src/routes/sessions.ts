@@ -9,6 +9,16 @@ import * as sessions from '../services/sessions.js';
 import { bearer, userOf } from './bearer.js';
 import type { App } from './types.js';
 
+const SESSION_EXAMPLE = {
+  id: '5b1f0d7e-8c1a-4b7e-9d3e-2f6a1c0b9e41',
+  createdAt: '2026-12-01T09:00:00.000Z',
+  lastUsedAt: '2026-12-01T09:55:00.000Z',
+  expiresAt: '2026-12-08T09:00:00.000Z',
+  userAgent: 'Mozilla/5.0 (X11; Linux x86_64)',
+  ipAddress: '203.0.113.7',
+  current: true,
+};
+
 const date = (description: string) => Type.String({ format: 'date-time', description });
 const Session = Type.Object(
   {
@@ -24,15 +34,7 @@ const Session = Type.Object(
     $id: 'Session',
     additionalProperties: false,
     description: 'A live session: never any token.',
-    example: {
-      id: '5b1f0d7e-8c1a-4b7e-9d3e-2f6a1c0b9e41',
-      createdAt: '2026-12-01T09:00:00.000Z',
-      lastUsedAt: '2026-12-01T09:55:00.000Z',
-      expiresAt: '2026-12-08T09:00:00.000Z',
-      userAgent: 'Mozilla/5.0 (X11; Linux x86_64)',
-      ipAddress: '203.0.113.7',
-      current: true,
-    },
+    example: SESSION_EXAMPLE,
   },
 );
 const SessionList = Type.Object(
@@ -41,19 +43,7 @@ const SessionList = Type.Object(
     $id: 'SessionListResponse',
     additionalProperties: false,
     description: "The account's live sessions, most recently used first.",
-    example: {
-      sessions: [
-        {
-          id: '5b1f0d7e-8c1a-4b7e-9d3e-2f6a1c0b9e41',
-          createdAt: '2026-12-01T09:00:00.000Z',
-          lastUsedAt: '2026-12-01T09:55:00.000Z',
-          expiresAt: '2026-12-08T09:00:00.000Z',
-          userAgent: 'Mozilla/5.0 (X11; Linux x86_64)',
-          ipAddress: '203.0.113.7',
-          current: true,
-        },
-      ],
-    },
+    example: { sessions: [SESSION_EXAMPLE] },
   },
 );
 const RevokeSessionsRequest = Type.Object(
