@@ -1,13 +1,13 @@
 // The outbox as an operator sees it: list by status, requeue a failed email, cancel a pending one.
 // Beside mail/outbox.ts (the email channel; outbox/worker.ts sends), for the operator's writes to email_outbox. Never returns the
 // bodies: until an email is sent they hold a live one-time token.
-import { and, desc, eq, lt, type SQL } from 'drizzle-orm';
+import { and, desc, eq } from 'drizzle-orm';
 import type { PgUpdateSetSource } from 'drizzle-orm/pg-core';
 import { outbox, type OutboxStatus } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import { dbNow } from '../db/now.js';
-import { decodeCursor, encodeCursor } from '../lib/cursor.js';
 import type { Context } from '../services/context.js';
+import { newestFirst, withIsoTimes } from '../outbox/admin-pages.js';
 
 export interface OutboxEntry {
   id: number;
@@ -37,29 +37,17 @@ const columns = {
   sentAt: outbox.sentAt,
 };
 
-function toEntry(row: { [K in keyof typeof columns]: (typeof outbox.$inferSelect)[K] }): OutboxEntry {
-  return {
-    ...row,
-    nextAttemptAt: row.nextAttemptAt.toISOString(),
-    createdAt: row.createdAt.toISOString(),
-    sentAt: row.sentAt ? row.sentAt.toISOString() : null,
-  };
-}
-
-const isId = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) > 0;
+const toEntry = (row: { [K in keyof typeof columns]: (typeof outbox.$inferSelect)[K] }): OutboxEntry => withIsoTimes(row);
 
 /** Newest first, a page at a time (`nextCursor` null on the last page). */
 export async function listOutbox(
   ctx: Context,
   f: { status?: OutboxStatus; cursor?: string; limit?: number },
 ): Promise<{ emails: OutboxEntry[]; nextCursor: string | null }> {
-  const limit = f.limit ?? 50;
-  const where: SQL[] = [];
-  if (f.status) where.push(eq(outbox.status, f.status));
-  if (f.cursor !== undefined) where.push(lt(outbox.id, decodeCursor(f.cursor, [isId])[0] as number));
-  const rows = await ctx.db.select(columns).from(outbox).where(and(...where)).orderBy(desc(outbox.id)).limit(limit + 1);
-  const page = rows.slice(0, limit);
-  return { emails: page.map(toEntry), nextCursor: rows.length > limit ? encodeCursor([page.at(-1)!.id]) : null };
+  const { page, nextCursor } = await newestFirst(outbox, f, (where, count) =>
+    ctx.db.select(columns).from(outbox).where(where).orderBy(desc(outbox.id)).limit(count),
+  );
+  return { emails: page.map(toEntry), nextCursor };
 }
 
 async function transition(ctx: Context, id: number, from: OutboxStatus, set: PgUpdateSetSource<typeof outbox>): Promise<OutboxEntry> {

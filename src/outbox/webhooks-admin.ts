@@ -1,12 +1,12 @@
 // Webhook deliveries as an operator sees them, beside the email outbox (mail/outbox-admin.ts):
 // list by status, requeue a failed one. The body is not returned (the receiver has it; the list
 // stays small); no secret is ever in it.
-import { and, desc, eq, lt, type SQL } from 'drizzle-orm';
+import { and, desc, eq } from 'drizzle-orm';
 import { dbNow } from '../db/now.js';
 import { webhookDeliveries, type WebhookStatus } from '../db/schema.js';
 import { AppError } from '../errors.js';
-import { decodeCursor, encodeCursor } from '../lib/cursor.js';
 import type { Context } from '../services/context.js';
+import { newestFirst, withIsoTimes } from './admin-pages.js';
 
 export interface WebhookEntry {
   id: number;
@@ -35,29 +35,17 @@ const columns = {
   sentAt: w.sentAt,
 };
 
-function toEntry(row: { [K in keyof typeof columns]: (typeof w.$inferSelect)[K] }): WebhookEntry {
-  return {
-    ...row,
-    nextAttemptAt: row.nextAttemptAt.toISOString(),
-    createdAt: row.createdAt.toISOString(),
-    sentAt: row.sentAt ? row.sentAt.toISOString() : null,
-  };
-}
-
-const isId = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) > 0;
+const toEntry = (row: { [K in keyof typeof columns]: (typeof w.$inferSelect)[K] }): WebhookEntry => withIsoTimes(row);
 
 /** Newest first, a page at a time (`nextCursor` null on the last page). */
 export async function listWebhookDeliveries(
   ctx: Context,
   f: { status?: WebhookStatus; cursor?: string; limit?: number },
 ): Promise<{ deliveries: WebhookEntry[]; nextCursor: string | null }> {
-  const limit = f.limit ?? 50;
-  const where: SQL[] = [];
-  if (f.status) where.push(eq(w.status, f.status));
-  if (f.cursor !== undefined) where.push(lt(w.id, decodeCursor(f.cursor, [isId])[0] as number));
-  const rows = await ctx.db.select(columns).from(w).where(and(...where)).orderBy(desc(w.id)).limit(limit + 1);
-  const page = rows.slice(0, limit);
-  return { deliveries: page.map(toEntry), nextCursor: rows.length > limit ? encodeCursor([page.at(-1)!.id]) : null };
+  const { page, nextCursor } = await newestFirst(w, f, (where, count) =>
+    ctx.db.select(columns).from(w).where(where).orderBy(desc(w.id)).limit(count),
+  );
+  return { deliveries: page.map(toEntry), nextCursor };
 }
 
 /** A failed delivery goes back to the queue as new: attempts from zero, due now, the same webhook-id. */
