@@ -79,33 +79,22 @@ export async function recordEvent(ctx: Context, tx: Tx | null, event: SecurityEv
   if (isAudited(event.type)) {
     const at = ctx.now();
     const targets = webhookTargets(ctx.config, event.type);
+    // What the audit row and the webhooks both carry: never a secret, token, password or hash,
+    // and no email or username.
+    const fields = {
+      userId: event.userId,
+      sessionId: event.sessionId ?? null,
+      actor: event.actor ?? null,
+      reason: event.reason ?? null,
+      detail: event.detail ?? null,
+    };
     // The audit row first, in the caller's transaction: if it cannot be written the change rolls
     // back with it. Without a change (tx null: a failed login, an admin read) it stands alone, in
     // a transaction of its own only when webhooks go with it.
     const write = async (db: Db | Tx) => {
-      await writeAuditEvent(db, {
-        id,
-        type: event.type,
-        userId: event.userId,
-        sessionId: event.sessionId ?? null,
-        actor: event.actor ?? null,
-        reason: event.reason ?? null,
-        detail: event.detail ?? null,
-        client: ctx.client,
-        requestId: ctx.requestId ?? null,
-        at,
-      });
+      await writeAuditEvent(db, { id, type: event.type, ...fields, client: ctx.client, requestId: ctx.requestId ?? null, at });
       if (targets.length === 0) return;
-      // What a receiver may know: no secret, token, password or hash, and no email or username.
-      const data = {
-        userId: event.userId,
-        sessionId: event.sessionId ?? null,
-        actor: event.actor ?? null,
-        reason: event.reason ?? null,
-        detail: event.detail ?? null,
-        clientAddress: ctx.client?.ip ?? null,
-        userAgent: ctx.client?.userAgent ?? null,
-      };
+      const data = { ...fields, clientAddress: ctx.client?.ip ?? null, userAgent: ctx.client?.userAgent ?? null };
       await enqueueWebhooks(db, targets, { id, type: event.type, createdAt: at, data });
     };
     if (tx) await write(tx);
