@@ -221,9 +221,13 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
     route.preValidation = [normalizeIdentifiers, ...[route.preValidation ?? []].flat()];
   });
   // Webhooks queued in a request's transaction: committed now that the answer is out.
-  app.addHook('onResponse', async (request) => {
-    if (queuedWebhooksFor(request)) worker.wake();
-  });
+  // Only with webhooks configured, and synchronous: token checks pay no hook and no promise for it.
+  if (config.webhooks.urls.length > 0) {
+    app.addHook('onResponse', (request, _reply, done) => {
+      if (queuedWebhooksFor(request)) worker.wake();
+      done();
+    });
+  }
   // Answers about accounts and tokens are never cached by a browser or a proxy.
   app.addHook('onSend', (_request, reply, payload, done) => {
     if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
