@@ -90,6 +90,10 @@ export function smtpTransport(url: string, options: SmtpOptions): Transport {
     connectionTimeout: 10_000,
     greetingTimeout: 10_000,
     socketTimeout: 30_000,
+    // A message whose connection closes is failed at once, not requeued inside nodemailer: the
+    // outbox owns retries, and a retry must re-read its row (the account may have been deleted,
+    // the email dropped, in between; a requeued copy would still go out when the server returns).
+    maxRequeues: 0,
   } as never);
   return {
     async send(mail, signal) {
