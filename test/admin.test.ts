@@ -69,25 +69,26 @@ t.test('matchAdminKey compares every key, so its time does not depend on the gue
   t.equal(matchAdminKey(keys, `${OPS_KEY}x`), undefined);
   t.equal(matchAdminKey(keys, ''), undefined);
   // A guess sharing all but the last character with a key against one sharing nothing: the
-  // medians of batches stay within a wide margin (the comparison is over SHA-256 digests). The
-  // batches alternate (in turn first), so that drift of a shared machine falls on both alike.
+  // fastest of many batches stays within a wide margin (the comparison is over SHA-256 digests).
+  // The minimum, not the median: noise from a shared machine (another test file, GC, the
+  // scheduler) only ever adds time, so the fastest batch is the one closest to the code's own cost.
+  // The batches alternate (in turn first), so that drift falls on both alike.
   const near = `${OPS_KEY.slice(0, -1)}!`;
   const far = '!'.repeat(OPS_KEY.length);
   const batch = (guess: string) => {
     const start = process.hrtime.bigint();
-    for (let i = 0; i < 2000; i++) matchAdminKey(keys, guess);
+    for (let i = 0; i < 5000; i++) matchAdminKey(keys, guess);
     return Number(process.hrtime.bigint() - start);
   };
   for (let i = 0; i < 3; i++) batch(far), batch(near); // warm up
   const nearBatches: number[] = [];
   const farBatches: number[] = [];
-  for (let b = 0; b < 16; b++) {
+  for (let b = 0; b < 30; b++) {
     if (b % 2) nearBatches.push(batch(near)), farBatches.push(batch(far));
     else farBatches.push(batch(far)), nearBatches.push(batch(near));
   }
-  const medianOf = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1];
-  const [a, b] = [medianOf(nearBatches), medianOf(farBatches)];
-  t.ok(Math.max(a, b) / Math.min(a, b) < 1.5, `near-miss ${a} ns vs far-miss ${b} ns per 2000`);
+  const [a, b] = [Math.min(...nearBatches), Math.min(...farBatches)];
+  t.ok(Math.max(a, b) / Math.min(a, b) < 1.5, `near-miss ${a} ns vs far-miss ${b} ns per 5000 (fastest batch)`);
 });
 
 t.test('without ADMIN_API_KEYS the admin routes do not exist', async (t) => {

@@ -26,7 +26,7 @@ t.test('GET /admin/events', async (t) => {
   const record = (type: string, userId: string | null, extra: Partial<AuditRecord> = {}) =>
     writeAuditEvent(h.db.db, { type, userId, client, requestId: client.requestId, at: h.clock.now(), ...extra });
   const t0 = h.clock.now();
-  await record('registered', USER_A, { detail: { passwordless: false } });
+  await record('registered', USER_A, { detail: { passwordless: false }, at: t0 });
   h.clock.advance(10);
   await record('login_failed', USER_A, { reason: 'wrong_password' });
   h.clock.advance(10);
