@@ -8,6 +8,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Config } from './config.js';
 import { type Database, isDatabaseUnavailable } from './db/index.js';
+import { dbOffsetMs } from './db/now.js';
 import { AppError, toProblem } from './errors.js';
 import { connectionOptions } from './http/connections.js';
 import { corsPlugin } from './http/cors.js';
@@ -132,7 +133,7 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
   });
   // Per-client, per-account and per-recipient limits, in Redis or the database (lib/store).
   const limits = await openLimitStore(config, database.db, app.log, {
-    offsetMs: () => now().getTime() - Date.now(),
+    offsetMs: () => dbOffsetMs(now),
     onFailure: () => metrics.limitsStoreFailure(config.redis.url ? 'redis' : 'database'),
   });
   const ctx: Context = {

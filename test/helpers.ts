@@ -19,6 +19,7 @@ import { type Database, MIGRATIONS_FOLDER, openDatabase } from '../src/db/index.
 import { usePglite } from '../src/db/pglite.js';
 import { outbox, users } from '../src/db/schema.js';
 import { ERRORS, type ErrorCode } from '../src/errors.js';
+import { type Clock, skewedClock } from '../src/lib/clock.js';
 import type { WorkerOptions as OutboxOptions } from '../src/outbox/worker.js';
 import type { App } from '../src/routes/types.js';
 
@@ -225,7 +226,7 @@ export async function buildTestApp(t: T, options: TestAppOptions = {}): Promise<
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
   const logs: Record<string, any>[] = [];
   const config = testConfig({ DATA_DIR: dataDir, SMTP_URL: mail.url, ...(options.captureLogs ? { LOG_LEVEL: 'info' } : {}), ...options.env });
-  const app = await startApp(t, config, db, clock, options.outbox, options.captureLogs ? logs : undefined);
+  const app = await startApp(t, config, db, clock.now, options.outbox, options.captureLogs ? logs : undefined);
   return { app, db, config, clock, mail, logs };
 }
 
@@ -235,7 +236,16 @@ export async function buildTestApp(t: T, options: TestAppOptions = {}): Promise<
  * before the shared database.
  */
 export async function buildSiblingApp(t: T, h: TestApp, env: Record<string, string> = {}, outbox?: Partial<OutboxOptions>): Promise<App> {
-  return startApp(t, testConfig({ DATA_DIR: h.config.dataDir, SMTP_URL: h.mail.url, ...env }), h.db, h.clock, outbox);
+  return startApp(t, testConfig({ DATA_DIR: h.config.dataDir, SMTP_URL: h.mail.url, ...env }), h.db, h.clock.now, outbox);
+}
+
+/**
+ * A sibling whose own clock is `skewSeconds` off `h`'s (ahead when positive) while the database
+ * keeps `h`'s time, as an instance with a wrong clock would (lib/clock.ts skewedClock).
+ */
+export async function buildSkewedSibling(t: T, h: TestApp, skewSeconds: number, outbox?: Partial<OutboxOptions>): Promise<App> {
+  const config = testConfig({ DATA_DIR: h.config.dataDir, SMTP_URL: h.mail.url });
+  return startApp(t, config, h.db, skewedClock(h.clock.now, skewSeconds * 1000), outbox);
 }
 
 export function testConfig(env: Record<string, string>): Readonly<Config> {
@@ -259,12 +269,12 @@ async function startApp(
   t: T,
   config: Readonly<Config>,
   db: Database,
-  clock: TestClock,
+  now: Clock,
   outbox?: Partial<OutboxOptions>,
   logs?: Record<string, unknown>[],
 ): Promise<App> {
   const app = await buildApp(config, db, {
-    now: clock.now,
+    now,
     ...(logs ? { logStream: { write: (line: string) => void logs.push(JSON.parse(line)) } } : { logger: false }),
     outbox: { baseDelay: 100, maxDelay: 1_000, pollInterval: 50, ...outbox },
   });

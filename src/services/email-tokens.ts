@@ -6,11 +6,11 @@
 //   sees it unused;
 // - a token dies when used, when it expires, and when the account's password changes by any route
 //   (killEmailTokens), so an old link found in a mailbox is worthless.
-import { and, eq, inArray, isNull } from 'drizzle-orm';
+import { and, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { Tx } from '../db/index.js';
+import { dbNow, dbNowPlus } from '../db/now.js';
 import { EMAIL_TOKEN_PURPOSES, type EmailTokenPurpose, emailTokens, type UserRow, users } from '../db/schema.js';
 import { AppError } from '../errors.js';
-import { addSeconds } from '../lib/clock.js';
 import { hashToken, newToken } from '../lib/tokens.js';
 import { enqueueEmail } from '../mail/outbox.js';
 import { activationEmail, emailChangeEmail, passwordResetEmail, passwordSetEmail } from '../mail/templates.js';
@@ -63,7 +63,8 @@ export async function sendTokenEmail(
     tokenHash: hashToken(token),
     newEmail: purpose === 'email_change' ? to : null,
     createdAt: now,
-    expiresAt: addSeconds(now, lifetime),
+    // On the database's clock: the instance that checks it may not be this one (db/now.ts).
+    expiresAt: dbNowPlus(lifetime * 1000, ctx.now),
   });
   const link = url.replace('{token}', encodeURIComponent(token));
   await enqueueEmail(tx, { userId: user.id, address: to }, render(link, lifetime));
@@ -95,7 +96,7 @@ export async function consumeEmailToken(
   check: (user: UserRow) => void = () => {},
 ): Promise<UserRow & { pendingEmail: string | null }> {
   const [row] = await tx
-    .select({ token: emailTokens, user: users })
+    .select({ token: emailTokens, user: users, expired: sql<boolean>`${emailTokens.expiresAt} <= ${dbNow(ctx.now)}` })
     .from(emailTokens)
     .innerJoin(users, eq(users.id, emailTokens.userId))
     .where(and(eq(emailTokens.tokenHash, hashToken(token)), eq(emailTokens.purpose, purpose)))
@@ -104,9 +105,8 @@ export async function consumeEmailToken(
   if (!row) throw new AppError('invalid_token');
   check(row.user);
   if (row.token.usedAt || !row.user.isActive) throw new AppError('invalid_token');
-  const now = ctx.now();
-  if (row.token.expiresAt <= now) throw new AppError('expired_token');
-  await tx.update(emailTokens).set({ usedAt: now }).where(eq(emailTokens.id, row.token.id));
+  if (row.expired) throw new AppError('expired_token');
+  await tx.update(emailTokens).set({ usedAt: dbNow(ctx.now) }).where(eq(emailTokens.id, row.token.id));
   return { ...row.user, pendingEmail: row.token.newEmail };
 }
 
@@ -119,6 +119,6 @@ export async function killEmailTokens(
 ): Promise<void> {
   await tx
     .update(emailTokens)
-    .set({ usedAt: ctx.now() })
+    .set({ usedAt: dbNow(ctx.now) })
     .where(and(eq(emailTokens.userId, userId), inArray(emailTokens.purpose, purposes), isNull(emailTokens.usedAt)));
 }

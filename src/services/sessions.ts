@@ -18,7 +18,7 @@
 import { and, eq, gt, isNull, ne, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/index.js';
 import { rawPrepared } from '../db/prepared.js';
-import { dbNow } from '../db/now.js';
+import { dbNow, dbNowPlus, dbOffsetMs } from '../db/now.js';
 import { refreshTokens, sessions, type UserRow, users } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import { addSeconds, unixSeconds } from '../lib/clock.js';
@@ -48,7 +48,8 @@ export async function startSession(tx: Tx, ctx: Context, user: UserRow, client: 
     .values({
       userId: user.id,
       createdAt: now,
-      expiresAt: addSeconds(now, ctx.config.jwt.refreshExpiresIn),
+      // On the database's clock: another instance compares it (db/now.ts).
+      expiresAt: dbNowPlus(ctx.config.jwt.refreshExpiresIn * 1000, ctx.now),
       userAgent: client?.userAgent?.slice(0, USER_AGENT_MAX) ?? null,
       ipAddress: client?.ip ?? null,
     })
@@ -83,7 +84,7 @@ function tokensFor(
 export async function endAllSessions(tx: Tx, ctx: Context, userId: string): Promise<number> {
   const ended = await tx
     .update(sessions)
-    .set({ revokedAt: ctx.now() })
+    .set({ revokedAt: dbNow(ctx.now) })
     .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt)))
     .returning({ id: sessions.id });
   return ended.length;
@@ -107,7 +108,7 @@ const rotateQuery = rawPrepared<{
       update refresh_tokens as t set rotated_at = now() + ${sql.placeholder('offsetMs')}::float8 * interval '1 millisecond'
       from sessions as s, users as u
       where t.token_hash = ${sql.placeholder('hash')} and t.rotated_at is null
-        and s.id = t.session_id and s.revoked_at is null and s.expires_at > ${sql.placeholder('now')}::timestamptz
+        and s.id = t.session_id and s.revoked_at is null and s.expires_at > now() + ${sql.placeholder('offsetMs')}::float8 * interval '1 millisecond'
         and u.id = s.user_id and u.is_active and not u.archived
       returning t.id, t.session_id, u.id as user_id, u.username, u.email,
         extract(epoch from s.created_at)::float8 as created_at, extract(epoch from s.expires_at)::float8 as expires_at
@@ -122,8 +123,9 @@ const rotateQuery = rawPrepared<{
 export async function refresh(ctx: Context, refreshToken: string): Promise<TokenOut> {
   const now = ctx.now();
   const child = deriveToken(ctx.keys.hmacKey, refreshToken);
-  // rotated_at on the database's clock (db/now.ts), shifted by an injected test clock's offset.
-  const offsetMs = now.getTime() - Date.now();
+  // rotated_at and the session's expiry on the database's clock (db/now.ts), shifted by an
+  // injected test clock's offset.
+  const offsetMs = dbOffsetMs(ctx.now);
   const [rotated] = await rotateQuery(ctx.db).all({ now: now.toISOString(), offsetMs, hash: hashToken(refreshToken), childHash: hashToken(child) });
   if (rotated) {
     const user = { id: rotated.user_id, username: rotated.username, email: rotated.email };
@@ -144,6 +146,7 @@ async function refreshSlowly(ctx: Context, refreshToken: string): Promise<TokenO
         session: sessions,
         user: users,
         msSinceRotation: sql<number | null>`(extract(epoch from (${dbNow(ctx.now)} - ${refreshTokens.rotatedAt})) * 1000)::float8`,
+        expired: sql<boolean>`${sessions.expiresAt} <= ${dbNow(ctx.now)}`,
       })
       .from(refreshTokens)
       .innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
@@ -152,8 +155,8 @@ async function refreshSlowly(ctx: Context, refreshToken: string): Promise<TokenO
       .for('update', { of: refreshTokens })
       .limit(1);
     if (!row || row.session.revokedAt || !row.user.isActive || row.user.archived) return { error: new AppError('invalid_token') };
+    if (row.expired) return { error: new AppError('expired_token') };
     const now = ctx.now();
-    if (row.session.expiresAt <= now) return { error: new AppError('expired_token') };
 
     const child = deriveToken(ctx.keys.hmacKey, refreshToken);
     if (row.token.rotatedAt === null) {
@@ -168,7 +171,7 @@ async function refreshSlowly(ctx: Context, refreshToken: string): Promise<TokenO
       const [childRow] = await tx.select().from(refreshTokens).where(eq(refreshTokens.parentId, row.token.id)).limit(1);
       if (childRow && childRow.rotatedAt === null) return { tokens: tokensFor(ctx, row.user, row.session, child) };
     }
-    await tx.update(sessions).set({ revokedAt: now }).where(eq(sessions.id, row.session.id));
+    await tx.update(sessions).set({ revokedAt: dbNow(ctx.now) }).where(eq(sessions.id, row.session.id));
     await recordEvent(ctx, tx, { type: 'refresh_reuse_detected', userId: row.user.id, sessionId: row.session.id });
     return { error: new AppError('invalid_token') };
   });
@@ -183,7 +186,7 @@ export async function revoke(ctx: Context, refreshToken: string): Promise<{ revo
   await ctx.db.transaction(async (tx) => {
     const ended = await tx
       .update(sessions)
-      .set({ revokedAt: now })
+      .set({ revokedAt: dbNow(ctx.now) })
       .where(
         and(
           isNull(sessions.revokedAt),
@@ -250,12 +253,12 @@ export interface SessionOut {
  * (expires_at) with refresh tokens, or until its one access token expires without them.
  */
 function liveSessions(ctx: Context, userId: string) {
-  const now = ctx.now();
   // gt() on the column, not raw sql: the column maps the Date for the driver (postgres.js, under
-  // Drizzle, cannot take a raw Date parameter).
+  // Drizzle, cannot take a raw Date parameter). Without refresh tokens a session lives as long as
+  // its access token, whose expiry is on the clock of the instance that issued it.
   const usableUntil = ctx.config.jwt.longRunningRefreshToken
-    ? gt(sessions.expiresAt, now)
-    : gt(sessions.createdAt, new Date(now.getTime() - ctx.config.jwt.expiresIn * 1000));
+    ? gt(sessions.expiresAt, dbNow(ctx.now))
+    : gt(sessions.createdAt, new Date(ctx.now().getTime() - ctx.config.jwt.expiresIn * 1000));
   return and(eq(sessions.userId, userId), isNull(sessions.revokedAt), usableUntil);
 }
 
@@ -297,7 +300,7 @@ export async function endSession(ctx: Context, userId: string, sessionId: string
   await ctx.db.transaction(async (tx) => {
     const ended = await tx
       .update(sessions)
-      .set({ revokedAt: ctx.now() })
+      .set({ revokedAt: dbNow(ctx.now) })
       .where(and(eq(sessions.id, sessionId), liveSessions(ctx, userId)))
       .returning({ id: sessions.id });
     // Another account's session is as unknown as a made-up id.
@@ -310,7 +313,7 @@ export async function endSession(ctx: Context, userId: string, sessionId: string
 export async function revokeSessions(ctx: Context, userId: string, currentSessionId: string, scope: 'others' | 'all'): Promise<{ revoked: number }> {
   const where = scope === 'all' ? liveSessions(ctx, userId) : and(liveSessions(ctx, userId), ne(sessions.id, currentSessionId));
   return ctx.db.transaction(async (tx) => {
-    const ended = await tx.update(sessions).set({ revokedAt: ctx.now() }).where(where).returning({ id: sessions.id });
+    const ended = await tx.update(sessions).set({ revokedAt: dbNow(ctx.now) }).where(where).returning({ id: sessions.id });
     // all: a logout everywhere; others: the other sessions revoked, the caller's kept.
     const type = scope === 'all' ? 'logged_out' : 'session_revoked';
     await recordEvent(ctx, tx, { type, userId, sessionId: currentSessionId, detail: { scope, sessions: ended.length } });
