@@ -4,7 +4,6 @@ import type { Config } from '../../config.js';
 import type { Db } from '../../db/index.js';
 import { databaseStore } from './database.js';
 import { guarded, type LimitStore } from './index.js';
-import { redisStore } from './redis.js';
 
 export async function openLimitStore(
   config: Readonly<Config>,
@@ -12,8 +11,9 @@ export async function openLimitStore(
   log: FastifyBaseLogger,
   options: { offsetMs?: () => number; onFailure?: (err: unknown) => void } = {},
 ): Promise<LimitStore> {
+  // ioredis is imported only when it is used (a few MB of an idle process otherwise).
   const store = config.redis.url
-    ? await redisStore({ url: config.redis.url, prefix: config.redis.prefix, log })
+    ? await (await import('./redis.js')).redisStore({ url: config.redis.url, prefix: config.redis.prefix, log })
     : databaseStore(db, options.offsetMs);
   return guarded(store, { failClosed: config.rateLimit.failClosed, log, onFailure: options.onFailure });
 }
