@@ -15,6 +15,7 @@
 // - every other case (unknown, expired, revoked, a retry, a replay) takes the transaction below,
 //   which locks the parent row (FOR UPDATE) and decides: a retry within the interval gets the same
 //   child, anything else past it is treated as theft and the whole session ends.
+import { randomUUID } from 'node:crypto';
 import { and, eq, gt, isNull, ne, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/index.js';
 import { rawPrepared } from '../db/prepared.js';
@@ -40,12 +41,23 @@ export interface LoginClient {
 
 const USER_AGENT_MAX = 256;
 
-/** Starts a session for the user and returns its first access (and refresh) token. */
-export async function startSession(tx: Tx, ctx: Context, user: UserRow, client: LoginClient | null = ctx.client): Promise<Tokens> {
+/**
+ * Starts a session for the user and returns its first access (and refresh) token. `id` may be
+ * made by the caller, so that its own statements naming the session (an audit event) can be
+ * issued beside these rather than after them.
+ */
+export async function startSession(
+  tx: Tx,
+  ctx: Context,
+  user: Pick<UserRow, 'id' | 'username' | 'email'>,
+  client: LoginClient | null = ctx.client,
+  id: string = randomUUID(),
+): Promise<Tokens> {
   const now = ctx.now();
   const [session] = await tx
     .insert(sessions)
     .values({
+      id,
       userId: user.id,
       createdAt: now,
       // On the database's clock: another instance compares it (db/now.ts).
