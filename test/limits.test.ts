@@ -4,6 +4,7 @@
 // process's memory. Three instances on one database (and one Redis) must see one count, a restart
 // must not reset it, and a Redis outage fails open (or closed, by a setting) without hanging.
 import { createServer, type Socket } from 'node:net';
+import { sql } from 'drizzle-orm';
 import t, { type Test } from 'tap';
 import { buildApp } from '../src/app.js';
 import type { App } from '../src/routes/types.js';
@@ -80,6 +81,15 @@ t.test('three instances on one database share the per-client limit, and a restar
   const restarted = await buildSiblingApp(t, h, env);
   const res = await post(restarted, '/token', body);
   assertProblem(t, res, 'rate_limited', { detail: /\d/, label: 'a restarted instance' });
+});
+
+// A count commits without a WAL flush (migration 0008): one upsert per throttled request must not
+// wait on the disk. A crash of the database empties the table (README: Limits).
+t.test('the limit counters are an unlogged table', async (t) => {
+  const h = await buildTestApp(t);
+  const result = await h.db.db.execute(sql`select relpersistence from pg_class where relname = 'rate_limits' and relkind = 'r'`);
+  const rows = (Array.isArray(result) ? result : (result as unknown as { rows: unknown[] }).rows) as { relpersistence: string }[];
+  t.same(rows, [{ relpersistence: 'u' }], 'rate_limits is UNLOGGED');
 });
 
 // Without a Redis (and without TEST_REQUIRE_REDIS=1) the Redis tests are skipped, saying why.

@@ -176,7 +176,8 @@ export const serviceSecrets = pgTable('service_secrets', {
 
 // lib/store/database.ts. Fixed-window counters shared by every instance when there is no Redis
 // (per-client rate limits, per-account login failures, per-recipient mail caps). Keys never hold
-// an email or a username in clear (lib/store/index.ts limitKey hashes them).
+// an email or a username in clear (lib/store/index.ts limitKey hashes them). UNLOGGED (migration
+// 0008, which drizzle-kit cannot express): no WAL flush per count; emptied by a database crash.
 export const rateLimits = pgTable(
   'rate_limits',
   {
