@@ -130,6 +130,7 @@ export async function buildApp(config: Readonly<Config>, database: Database, ove
   const worker = new DeliveryWorker(database.db, channels, outboxOptions, app.log, (result, seconds, channel, kind) => {
     // outbox_send_duration_seconds is the emails': an email request resolved is not an email sent.
     if (channel === 'email' && !isRequest(kind)) metrics.emailAttempt(result, seconds);
+    else if (channel === 'webhook') metrics.webhookAttempt(result, seconds);
   });
   // Per-client, per-account and per-recipient limits, in Redis or the database (lib/store).
   const limits = await openLimitStore(config, database.db, app.log, {

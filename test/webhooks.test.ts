@@ -209,6 +209,8 @@ t.test('WEBHOOK_EVENTS filters; a refused change sends nothing; a slow receiver 
   t.match(slow.find((r) => r.lastError)?.lastError, /^timeout: no answer within WEBHOOK_TIMEOUT \(1500 ms\)$/);
 });
 
+const METRICS_TOKEN = 'metrics-token-0123456789';
+
 t.test('failed after WEBHOOK_MAX_ATTEMPTS; redirects are not followed; a network error is retried', async (t) => {
   const hooks = await receiver(t, (r) => (r.path === '/moved' ? { redirect: '/elsewhere' } : 500));
   // A port nobody listens on: connection refused.
@@ -223,6 +225,7 @@ t.test('failed after WEBHOOK_MAX_ATTEMPTS; redirects are not followed; a network
       WEBHOOK_EVENTS: 'registered',
       WEBHOOK_MAX_ATTEMPTS: '3',
       ADMIN_API_KEYS: `ops:${ADMIN}`,
+      METRICS_TOKEN,
     },
   });
   await registerUser(h.app);
@@ -244,6 +247,9 @@ t.test('failed after WEBHOOK_MAX_ATTEMPTS; redirects are not followed; a network
   t.equal(hooks.on('/moved').length, 3);
   t.equal(hooks.on('/elsewhere').length, 0, 'the redirect was not followed');
   t.equal(new Set(hooks.received.map((r) => r.headers['webhook-id'])).size, 1, 'one webhook-id throughout');
+  const metrics = (await h.app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).body;
+  const attempts = (result: string) => Number(new RegExp(`^webhook_delivery_duration_seconds_count\\{result="${result}"\\} (\\d+)$`, 'm').exec(metrics)?.[1] ?? 0);
+  t.same([attempts('retry'), attempts('failed'), attempts('sent')], [6, 3, 0], 'the metrics: 2 retries and a final failure per endpoint');
 
   // The admin API lists the failed deliveries and requeues one.
   const admin = async (method: 'GET' | 'POST', url: string) => {

@@ -13,6 +13,8 @@ export interface Metrics {
   hashStarted(operation: 'hash' | 'verify'): () => void;
   /** The outbox tried to send one email. */
   emailAttempt(result: 'sent' | 'retry' | 'failed', seconds: number): void;
+  /** The outbox tried to deliver one webhook to one endpoint. */
+  webhookAttempt(result: 'sent' | 'retry' | 'failed', seconds: number): void;
   securityEvent(event: SecurityEvent): void;
   /** A call to the limits store (Redis, or the database) failed: limits were skipped or refused. */
   limitsStoreFailure(store: 'redis' | 'database'): void;
@@ -52,6 +54,13 @@ export function createMetrics(): Metrics {
   const emailSends = new Histogram({
     name: 'outbox_send_duration_seconds',
     help: 'Duration of one email send attempt, by result: sent, retry (will be tried again), failed (for good).',
+    labelNames: ['result'] as const,
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers,
+  });
+  const webhookSends = new Histogram({
+    name: 'webhook_delivery_duration_seconds',
+    help: 'Duration of one webhook delivery attempt to one endpoint, by result: sent, retry (will be tried again), failed (for good).',
     labelNames: ['result'] as const,
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers,
@@ -153,6 +162,9 @@ export function createMetrics(): Metrics {
     },
     emailAttempt(result, seconds) {
       emailSends.observe({ result }, seconds);
+    },
+    webhookAttempt(result, seconds) {
+      webhookSends.observe({ result }, seconds);
     },
     securityEvent(event) {
       events.inc({ event: event.type });
