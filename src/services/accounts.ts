@@ -43,22 +43,26 @@ export async function register(
   if (errors) throw validationFailed(errors);
   const passwordHash = body.password1 === undefined ? null : await ctx.hasher.hash(body.password1);
 
+  // Registration logs in when it can (unverified accounts may, by default): its session is the
+  // registered event's, and the account's first login is now.
+  const logsIn = passwordHash !== null && config.allowLoginNotVerified;
   const result = await withUniqueCheck(() =>
     ctx.db.transaction(async (tx) => {
-      const [user] = await tx.insert(users).values({ ...withSkeleton(profile), passwordHash, dateJoined: ctx.now() }).returning();
-      if (config.sendActivationEmail) await sendTokenEmail(tx, ctx, user, 'activation');
-      if (!passwordHash && config.sendPasswordSetEmail) await sendTokenEmail(tx, ctx, user, 'password_set');
-      const registered = (sessionId?: string) =>
-        recordEvent(ctx, tx, { type: 'registered', userId: user.id, sessionId, detail: { hasPassword: passwordHash !== null } });
-      if (!passwordHash || !config.allowLoginNotVerified) {
-        await registered();
-        return { user: toUserOut(user) };
-      }
-      const tokens = await startSession(tx, ctx, user);
-      // Registration logs in (unverified accounts may, by default): its session is the event's.
-      await registered(sessionOf(tokens));
-      const [loggedIn] = await tx.update(users).set({ lastLogin: ctx.now() }).where(eq(users.id, user.id)).returning();
-      return { ...tokens, user: toUserOut(loggedIn) };
+      const now = ctx.now();
+      const [user] = await tx
+        .insert(users)
+        .values({ ...withSkeleton(profile), passwordHash, dateJoined: now, ...(logsIn ? { lastLogin: now } : {}) })
+        .returning();
+      // Once the account exists, its email, its session and the event do not depend on one
+      // another: issued together, postgres.js pipelines them on the transaction's connection.
+      const sessionId = logsIn ? randomUUID() : undefined;
+      const [tokens] = await Promise.all([
+        logsIn ? startSession(tx, ctx, user, ctx.client, sessionId) : undefined,
+        config.sendActivationEmail ? sendTokenEmail(tx, ctx, user, 'activation') : undefined,
+        !passwordHash && config.sendPasswordSetEmail ? sendTokenEmail(tx, ctx, user, 'password_set') : undefined,
+        recordEvent(ctx, tx, { type: 'registered', userId: user.id, sessionId, detail: { hasPassword: passwordHash !== null } }),
+      ]);
+      return { ...tokens, user: toUserOut(user) };
     }),
   );
   ctx.mailQueued();
