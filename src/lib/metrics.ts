@@ -22,6 +22,9 @@ export interface Metrics {
   observe(sources: { outboxDepth?: () => Promise<Record<string, number>>; pool?: PoolStats }): void;
 }
 
+/** Seconds, for one outbox delivery attempt (an email or a webhook): 10 ms to the 30 s timeouts. */
+const DELIVERY_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
 export function createMetrics(): Metrics {
   const registry = new Registry();
   const registers = [registry];
@@ -55,14 +58,14 @@ export function createMetrics(): Metrics {
     name: 'outbox_send_duration_seconds',
     help: 'Duration of one email send attempt, by result: sent, retry (will be tried again), failed (for good).',
     labelNames: ['result'] as const,
-    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    buckets: DELIVERY_BUCKETS,
     registers,
   });
   const webhookSends = new Histogram({
     name: 'webhook_delivery_duration_seconds',
     help: 'Duration of one webhook delivery attempt to one endpoint, by result: sent, retry (will be tried again), failed (for good).',
     labelNames: ['result'] as const,
-    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    buckets: DELIVERY_BUCKETS,
     registers,
   });
   const events = new Counter({
