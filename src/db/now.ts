@@ -16,10 +16,18 @@ export function dbOffsetMs(clock: Clock = systemClock): number {
   return db === systemClock ? 0 : db().getTime() - Date.now();
 }
 
+/**
+ * The database's now() shifted by `offsetMs` (a value, or a placeholder in a statement prepared
+ * once: its offset is then a parameter of each execution, from dbOffsetMs).
+ */
+export function shiftedNow(offsetMs: unknown): SQL {
+  return sql`(now() + ${offsetMs}::float8 * interval '1 millisecond')`;
+}
+
 /** The current time as the database sees it (shifted by an injected test clock's offset). */
 export function dbNow(clock: Clock = systemClock): SQL {
   if (databaseClock(clock) === systemClock) return sql`now()`;
-  return sql`(now() + ${dbOffsetMs(clock)}::float8 * interval '1 millisecond')`;
+  return shiftedNow(dbOffsetMs(clock));
 }
 
 /** The database's now() plus `ms` milliseconds (shifted by an injected clock's offset, when given). */

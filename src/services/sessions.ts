@@ -19,7 +19,7 @@ import { randomUUID } from 'node:crypto';
 import { and, eq, gt, isNull, ne, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/index.js';
 import { rawPrepared } from '../db/prepared.js';
-import { dbNow, dbNowPlus, dbOffsetMs } from '../db/now.js';
+import { dbNow, dbNowPlus, dbOffsetMs, shiftedNow } from '../db/now.js';
 import { refreshTokens, sessions, type UserRow, users } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import { addSeconds, unixSeconds } from '../lib/clock.js';
@@ -117,10 +117,10 @@ const rotateQuery = rawPrepared<{
   'refresh_rotate',
   () => sql`
     with parent as (
-      update refresh_tokens as t set rotated_at = now() + ${sql.placeholder('offsetMs')}::float8 * interval '1 millisecond'
+      update refresh_tokens as t set rotated_at = ${shiftedNow(sql.placeholder('offsetMs'))}
       from sessions as s, users as u
       where t.token_hash = ${sql.placeholder('hash')} and t.rotated_at is null
-        and s.id = t.session_id and s.revoked_at is null and s.expires_at > now() + ${sql.placeholder('offsetMs')}::float8 * interval '1 millisecond'
+        and s.id = t.session_id and s.revoked_at is null and s.expires_at > ${shiftedNow(sql.placeholder('offsetMs'))}
         and u.id = s.user_id and u.is_active and not u.archived
       returning t.id, t.session_id, u.id as user_id, u.username, u.email,
         extract(epoch from s.created_at)::float8 as created_at, extract(epoch from s.expires_at)::float8 as expires_at

@@ -4,6 +4,7 @@
 // one clock all instances share; `offsetMs` lets the tests' movable clock move it too.
 import { sql } from 'drizzle-orm';
 import type { Db, Tx } from '../../db/index.js';
+import { shiftedNow } from '../../db/now.js';
 import { rawPrepared } from '../../db/prepared.js';
 import { rateLimits } from '../../db/schema.js';
 import type { Hit, LimitStore, RateLimitStore } from './index.js';
@@ -12,7 +13,7 @@ type HitRow = { count: number; reset_ms: number };
 
 // The upsert as one statement text, its values as parameters: `now` moved by the tests' offset.
 const upsert = (key: unknown, offsetMs: unknown, windowMs: unknown) => {
-  const now = sql`(now() + ${offsetMs}::float8 * interval '1 millisecond')`;
+  const now = shiftedNow(offsetMs);
   return sql`
       insert into ${rateLimits} (key, count, reset_at)
       values (${key}, 1, ${now} + ${windowMs}::float8 * interval '1 millisecond')
