@@ -297,8 +297,9 @@ export class DeliveryWorker {
     try {
       if (error === undefined) {
         this.observeAttempt('sent', seconds, channel.name, row.kind);
-        await this.markDelivered(channel, row, () => leaseUntil);
-        this.log.info(info, `outbox: ${channel.name} delivered`);
+        const held = await this.markDelivered(channel, row, () => leaseUntil);
+        // Not held: the row was deleted (its account with it) or claimed again while in flight.
+        this.log.info(info, held ? `outbox: ${channel.name} delivered` : `outbox: ${channel.name} delivered, but its row was gone or claimed again meanwhile`);
       } else if (error instanceof DeliveryAborted && error.reason !== 'timeout') {
         await this.release(channel, row, error.reason);
         this.log.warn({ ...info, reason: error.message }, `outbox: ${channel.name} delivery aborted, queued for a retry`);
@@ -311,14 +312,16 @@ export class DeliveryWorker {
     }
   }
 
-  /** Marks a delivered row sent, retrying while the lease holds (else it would be sent twice). */
-  private async markDelivered(channel: Channel, row: QueueRow, leaseUntil: () => number): Promise<void> {
+  /**
+   * Marks a delivered row sent, retrying while the lease holds (else it would be sent twice).
+   * False when this claim no longer holds the row.
+   */
+  private async markDelivered(channel: Channel, row: QueueRow, leaseUntil: () => number): Promise<boolean> {
     const now = dbNow();
     const set = { status: 'sent', lastError: null, ...channel.delivered?.(now) };
     for (;;) {
       try {
-        await this.update(channel, row, set);
-        return;
+        return await this.update(channel, row, set);
       } catch (err) {
         // While stopping, give up at once: shutdown is bounded; the row is then sent again later.
         if (this.stopped || performance.now() > leaseUntil() - 1_000) throw err;
