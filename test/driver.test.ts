@@ -1,6 +1,7 @@
 // The patched postgres.js 3.4.9 (patches/postgres+3.4.9.patch), one reproducing test per patched
-// behaviour. Unpatched, the first crashes the process, the second hangs, the third never ends, the
-// others wait without bound, and the Queue's cost grows with every query ever made.
+// behaviour. Unpatched, the first crashes the process, the second hangs, the third leaves an
+// unhandled rejection, the fourth never ends, the others wait without bound, and the Queue's cost
+// grows with every query ever made.
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import postgres from 'postgres';
@@ -71,6 +72,32 @@ t.test('a server that closes during start-up: the query fails within connect_tim
   t.ok(took < 2_500, `rejected after ${took} ms (connect_timeout 1 s)`);
   t.ok(accepted >= 2, `retried with backoff meanwhile (${accepted} attempts)`);
   t.ok(accepted < 200, `not a busy loop (${accepted} attempts)`);
+});
+
+t.test('a server that dies right after the handshake: the array-types query is no unhandled rejection', async (t) => {
+  // Answers the start-up (AuthenticationOk, ReadyForQuery), then resets the connection on the
+  // first query, which is postgres.js's own array-types query (fetch_types).
+  const server = createServer((socket) => {
+    let started = false;
+    socket.on('data', () => {
+      if (started) return socket.resetAndDestroy();
+      started = true;
+      socket.write(Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 0, 0x5a, 0, 0, 0, 5, 0x49])); // R ok, Z idle
+    });
+    socket.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const unhandled: unknown[] = [];
+  const onUnhandled = (err: unknown) => void unhandled.push(err);
+  process.prependListener('unhandledRejection', onUnhandled);
+  t.teardown(() => process.removeListener('unhandledRejection', onUnhandled));
+  const port = (server.address() as import('node:net').AddressInfo).port;
+  const sql: Sql = postgres(`postgres://x@127.0.0.1:${port}/x`, opts({ max: 1, connect_timeout: 2 }));
+  t.teardown(() => sql.end({ timeout: 0 }));
+  await t.rejects(sql`select 1`, 'the query waiting on the connection fails');
+  await sleep(300);
+  t.same(unhandled.map(String), [], 'no promise was left to reject unhandled');
 });
 
 t.test('queue_timeout: a query that cannot start in time is rejected at once', { skip: !canRunCluster && 'needs PostgreSQL 15 binaries and root' }, async (t) => {
