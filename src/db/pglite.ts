@@ -6,6 +6,7 @@ import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import { and, eq, gt, sql } from 'drizzle-orm';
 import { type DataDirLock, ensureDataDir, lockDataDir } from '../lib/data-dir.js';
 import { type Database, type DatabaseOptions, type Db, DEFAULT_DATABASE, MIGRATIONS_FOLDER, within } from './index.js';
+import { PreparedPglite } from './pglite-statements.js';
 import { trackPool } from './pool-stats.js';
 import { latestMigration, READINESS_SQL, readinessOf } from './readiness.js';
 import * as schema from './schema.js';
@@ -40,7 +41,8 @@ async function retryPendingNow(db: Db): Promise<void> {
 export async function usePglite(pg: PGlite, options: DatabaseOptions = DEFAULT_DATABASE, lock?: DataDirLock): Promise<Database> {
   // PGlite is a single connection in this process: no other instance can race the migration.
   await migratePglite(drizzlePglite(pg), { migrationsFolder: MIGRATIONS_FOLDER });
-  const tracked = trackPool(pg, 1, ['query', 'transaction']);
+  // Drizzle calls only query() and transaction(), which PreparedPglite has with PGlite's signatures.
+  const tracked = trackPool(new PreparedPglite(pg) as unknown as PGlite, 1, ['query', 'transaction']);
   const latest = latestMigration();
   const db = drizzlePglite(tracked.client, { schema });
   return {
