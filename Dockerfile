@@ -13,7 +13,10 @@ COPY patches ./patches
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-RUN npm run build
+# The build also makes the embedded database's template (scripts/pglite-template.mjs); the image
+# runs on PostgreSQL and does not copy node_modules from this stage, so it is skipped here.
+COPY scripts/pglite-template.mjs ./scripts/
+RUN AUTHSERVICE_PGLITE_TEMPLATE=0 npm run build
 
 # 2. Production dependencies only (argon2 brings its prebuilt linux/glibc binary; no compiler).
 FROM node:${NODE_VERSION}-bookworm-slim AS deps

@@ -2,7 +2,7 @@
 // dist/server.js in this same process (so SIGTERM and Ctrl-C reach the server directly). This
 // keeps a fresh clone's `npm install && npm start` one line, while production runs the compiled
 // `node dist/server.js` with no TypeScript tooling installed at all.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -29,7 +29,12 @@ if (!existsSync(stamp) || statSync(stamp).mtimeMs < sources) {
   }
   if (tsc) {
     const started = Date.now();
+    // The embedded database's template (as `npm run build` makes it) in parallel with the compile:
+    // the first start then copies it instead of running initdb.
+    const template = spawn(process.execPath, [join(root, 'scripts', 'pglite-template.mjs')], { stdio: 'inherit', cwd: root });
+    const templateDone = new Promise((resolve) => template.on('close', resolve).on('error', resolve));
     const build = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit', cwd: root });
+    await templateDone;
     if (build.status !== 0) process.exit(build.status ?? 1);
     writeFileSync(stamp, `${new Date().toISOString()}\n`);
     console.error(`npm start: compiled src/ to dist/ in ${((Date.now() - started) / 1000).toFixed(1)} s`);

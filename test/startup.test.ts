@@ -1,11 +1,12 @@
 // Start-up failures an operator must fix, each one structured line and exit 1 (no stack trace):
 // an unreachable or missing database, a DATA_DIR that is a file or not writable, a DATA_DIR whose
 // embedded database another process owns. And the embedded database after kill -9: the lock is
-// taken over and queued email goes out at once.
-import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// taken over and queued email goes out at once. A new DATA_DIR starts from the build's template.
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
+import { seedFromTemplate, templateFolder } from '../src/db/pglite-template.js';
 import { PASSWORD, smtpSink, uniqueUser } from './helpers.js';
 import { freePort } from './pg-cluster.js';
 import { call, spawnServer, startServer, stopServer } from './process.js';
@@ -122,4 +123,45 @@ t.test('the embedded database, kill -9 during registrations: every queued email 
   // 32 messages at 0.7 s over 5 connections is ~4.5 s of sending.
   t.ok(took < 25_000, `all ${registered.length} activation emails out ${took} ms after the restart`);
   t.equal(await stopServer(last), 0);
+});
+
+t.test('a new DATA_DIR starts from the install\'s template (no initdb), and a broken copy is made again', async (t) => {
+  // The template `npm run build` made (scripts/pglite-template.mjs), as .ci/run's build does.
+  const template = templateFolder();
+  t.ok(existsSync(join(template, 'PG_VERSION')), `the build made a template (${template})`);
+
+  const dataDir = tempDir(t);
+  // A crash during an earlier copy left half a database beside where it goes: it is not used.
+  mkdirSync(join(dataDir, 'pgdata.from-template', 'base'), { recursive: true });
+  writeFileSync(join(dataDir, 'pgdata.from-template', 'PG_VERSION'), 'half');
+  const started = performance.now();
+  const server = await startServer(t, { DATA_DIR: dataDir });
+  const seconds = (performance.now() - started) / 1000;
+  t.ok(existsSync(join(dataDir, 'pgdata', 'PG_VERSION')), 'the database is in DATA_DIR/pgdata');
+  t.notOk(existsSync(join(dataDir, 'pgdata.from-template')), 'the partial copy is gone');
+  const user = uniqueUser('tpl');
+  const reg = await call(server.url, 'POST', '/register', { ...user, password1: PASSWORD, password2: PASSWORD });
+  t.equal(reg.status, 201, 'it registers');
+  t.equal(await stopServer(server), 0);
+  t.comment(`first start from the template: ${seconds.toFixed(2)} s to a first 200 on /health`);
+
+  // The template is a copy: what this database holds is not in it, and the next new DATA_DIR is empty.
+  const other = await startServer(t, { DATA_DIR: tempDir(t) });
+  const login = await call(other.url, 'POST', '/token', { username: user.username, password: PASSWORD });
+  t.equal(login.status, 401, 'another new DATA_DIR does not hold the first one\'s account');
+  t.equal(await stopServer(other), 0);
+});
+
+t.test('seedFromTemplate: copies only into a folder that does not exist, and only from a template that does', async (t) => {
+  const dir = tempDir(t);
+  const template = join(dir, 'template');
+  mkdirSync(template);
+  writeFileSync(join(template, 'PG_VERSION'), '17');
+  t.equal(seedFromTemplate(join(dir, 'a'), join(dir, 'missing')), false, 'no template: initdb will run');
+  t.notOk(existsSync(join(dir, 'a')));
+  t.equal(seedFromTemplate(join(dir, 'a'), template), true, 'copied');
+  t.equal(readFileSync(join(dir, 'a', 'PG_VERSION'), 'utf8'), '17');
+  writeFileSync(join(dir, 'a', 'PG_VERSION'), 'mine');
+  t.equal(seedFromTemplate(join(dir, 'a'), template), false, 'an existing database is never overwritten');
+  t.equal(readFileSync(join(dir, 'a', 'PG_VERSION'), 'utf8'), 'mine');
 });

@@ -7,6 +7,7 @@ import { and, eq, gt, sql } from 'drizzle-orm';
 import { type DataDirLock, ensureDataDir, lockDataDir } from '../lib/data-dir.js';
 import { type Database, type DatabaseOptions, type Db, DEFAULT_DATABASE, MIGRATIONS_FOLDER, within } from './index.js';
 import { PreparedPglite } from './pglite-statements.js';
+import { seedFromTemplate } from './pglite-template.js';
 import { trackPool } from './pool-stats.js';
 import { latestMigration, READINESS_SQL, readinessOf } from './readiness.js';
 import * as schema from './schema.js';
@@ -17,6 +18,7 @@ export async function openPglite(dataDir: string | undefined, options: DatabaseO
   const path = ensureDataDir(dataDir);
   const lock = lockDataDir(path);
   try {
+    seedFromTemplate(`${path}/pgdata`); // a first start copies the install's empty database instead of initdb
     const database = await usePglite(await PGlite.create(`${path}/pgdata`), options, lock);
     // This process is the folder's only owner: no other instance can be sending the outbox rows
     // a crashed predecessor had claimed, so every pending row is due at once instead of waiting
