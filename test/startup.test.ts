@@ -125,7 +125,7 @@ t.test('the embedded database, kill -9 during registrations: every queued email 
   t.equal(await stopServer(last), 0);
 });
 
-t.test('a new DATA_DIR starts from the install\'s template (no initdb), and a broken copy is made again', async (t) => {
+t.test('a new DATA_DIR starts from the build\'s template (no initdb), and a broken copy is made again', async (t) => {
   // The template `npm run build` made (scripts/pglite-template.mjs), as .ci/run's build does.
   const template = templateFolder();
   t.ok(existsSync(join(template, 'PG_VERSION')), `the build made a template (${template})`);
