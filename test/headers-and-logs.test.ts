@@ -50,6 +50,9 @@ t.test('security headers (item 16)', async (t) => {
     t.equal(res.headers['x-content-type-options'], 'nosniff', `${name}: X-Content-Type-Options: nosniff (status ${res.statusCode})`);
     t.equal(res.headers['x-frame-options'], 'DENY', `${name}: X-Frame-Options: DENY`);
     t.equal(res.headers['referrer-policy'], 'no-referrer', `${name}: Referrer-Policy: no-referrer`);
+    t.equal(res.headers['strict-transport-security'], 'max-age=31536000; includeSubDomains', `${name}: Strict-Transport-Security`);
+    t.equal(res.headers['cross-origin-opener-policy'], 'same-origin', `${name}: Cross-Origin-Opener-Policy`);
+    t.equal(res.headers['x-permitted-cross-domain-policies'], 'none', `${name}: X-Permitted-Cross-Domain-Policies`);
     const csp = directives(res.headers['content-security-policy']);
     t.same(csp.get('frame-ancestors'), ["'none'"], `${name}: CSP frame-ancestors 'none'`);
     if (!name.includes('/docs')) t.same(csp.get('default-src'), ["'none'"], `${name}: the API's CSP allows nothing to load`);
