@@ -56,7 +56,7 @@ let total = 0;
 for (const [id, t] of dt) { const n = byId.get(id); const cf = n.callFrame; const k = `${cf.functionName || '(anon)'} ${cf.url.replace(/.*node_modules\//, '').replace(/^file:\/\/.*?\/(dist|src)\//, '$1/')}:${cf.lineNumber}`; if (cf.functionName === '(idle)') continue; self.set(k, (self.get(k) ?? 0) + t); total += t; }
 // inclusive by package
 const pkg = new Map();
-for (const [id, t] of dt) { const n = byId.get(id); if (n.callFrame.functionName === '(idle)') continue; const u = n.callFrame.url; const p = u.includes('node_modules/') ? u.replace(/.*node_modules\//, '').split('/').slice(0, u.includes('node_modules/@') ? 2 : 1).join('/') : u.startsWith('node:') ? 'node:' + u.slice(5).split('/')[0] : u.includes('/dist/') ? 'service' : (n.callFrame.functionName || '(native)'); pkg.set(p, (pkg.get(p) ?? 0) + t); }
+for (const [id, t] of dt) { const n = byId.get(id); if (n.callFrame.functionName === '(idle)') continue; const u = n.callFrame.url; const p = u.includes('node_modules/') ? u.replace(/.*node_modules\//, '').split('/').slice(0, u.includes('node_modules/@') ? 2 : 1).join('/') : u.startsWith('node:') ? 'node:' + u.slice(5).split('/')[0] : u.startsWith('wasm://') ? '(WebAssembly: PGlite)' : u.includes('/dist/') ? 'service' : (n.callFrame.functionName || '(native)'); pkg.set(p, (pkg.get(p) ?? 0) + t); }
 console.log('busy ms', (total / 1000).toFixed(0));
 console.log([...pkg].sort((a, b) => b[1] - a[1]).slice(0, 18).map(([k, v]) => `${(100 * v / total).toFixed(1)}% ${k}`).join('\n'));
 console.log('--- self top');
