@@ -25,7 +25,6 @@ const MAX_STATEMENTS = 256;
 export class PreparedPglite {
   readonly #pg: PGlite;
   readonly #statements = new Map<string, Statement>();
-  readonly #merged = new WeakMap<object, PGlite['parsers']>();
   #closing: string[] = [];
   #next = 0;
 
@@ -85,13 +84,10 @@ export class PreparedPglite {
   }
 
   // PGlite's parseResults spreads the caller's parsers over its several hundred own ones on every
-  // call (11 % of /me's CPU in a profile); Drizzle passes one parsers object per prepared query,
-  // so the merge is made once per object.
+  // call (11 % of /me's CPU in a profile). Drizzle passes a handful (timestamps left as strings), in
+  // a new object for each query it builds: they are laid over PGlite's by prototype, not copied.
   #parsers(overrides: QueryOptions['parsers']): PGlite['parsers'] {
-    if (!overrides) return this.#pg.parsers;
-    let merged = this.#merged.get(overrides);
-    if (!merged) this.#merged.set(overrides, (merged = { ...this.#pg.parsers, ...overrides }));
-    return merged;
+    return overrides ? Object.assign(Object.create(this.#pg.parsers) as PGlite['parsers'], overrides) : this.#pg.parsers;
   }
 
   async #prepare(text: string): Promise<Statement> {
