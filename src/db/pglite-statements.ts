@@ -7,7 +7,7 @@
 // thread, so this is the whole embedded default's throughput (issue 10 item 8).
 //
 // Drizzle is given this object in place of the PGlite instance: it calls query() and
-// transaction() (tx.query()), nothing else. The answer is PGlite's own result shape, parsed by
+// transaction() (tx.query()), nothing else (its migrator is given PGlite itself). The answer is PGlite's own result shape, parsed by
 // PGlite's own parser, and errors are PGlite's DatabaseError (with `code`), thrown after the
 // Sync was processed, so the connection is always back at ready-for-query.
 import { PGlite, type QueryOptions, type Results, type Transaction, parse, protocol } from '@electric-sql/pglite';
@@ -32,10 +32,6 @@ export class PreparedPglite {
     this.#pg = pg;
   }
 
-  get closed(): boolean {
-    return this.#pg.closed;
-  }
-
   /** A statement outside a transaction: waits for any transaction to end, as PGlite's own does. */
   query<T>(text: string, params: unknown[] = [], options?: QueryOptions): Promise<Results<T>> {
     if (!plain(options)) return this.#pg.query<T>(text, params, options);
@@ -54,10 +50,6 @@ export class PreparedPglite {
           tx.closed || !plain(options) ? tx.query<R>(text, params, options) : this.#run<R>(text, params ?? [], options, false),
       }),
     );
-  }
-
-  exec(...args: Parameters<PGlite['exec']>): ReturnType<PGlite['exec']> {
-    return this.#pg.exec(...args);
   }
 
   async #run<T>(text: string, params: unknown[], options: QueryOptions | undefined, sync: boolean): Promise<Results<T>> {
