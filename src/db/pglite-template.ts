@@ -29,8 +29,10 @@ function migrationsDigest(folder: string): string {
  * holds DATA_DIR's lock. The copy is made beside it and renamed into place, so a crash during it
  * leaves no half database: the next start copies again.
  */
-export function seedFromTemplate(pgdata: string, template = templateFolder()): boolean {
-  if (existsSync(pgdata) || !existsSync(template)) return false;
+export function seedFromTemplate(pgdata: string, templateAt?: string): boolean {
+  if (existsSync(pgdata)) return false; // a restart: no template to find, no migrations to digest
+  const template = templateAt ?? templateFolder();
+  if (!existsSync(template)) return false;
   const partial = `${pgdata}.from-template`;
   rmSync(partial, { recursive: true, force: true });
   cpSync(template, partial, { recursive: true });
