@@ -33,6 +33,8 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 45);
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 2000);
 const DATABASES = (process.env.BENCH_DATABASES ?? 'postgres,pglite').split(',');
+// BENCH_ONLY: a regular expression; only the rows whose name matches it run, with their limits.
+const ONLY = new RegExp(process.env.BENCH_ONLY ?? '', 'i');
 const ADMIN_URL = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const PASSWORD = 'correct horse battery staple';
 const TICK_MS = 1000 / 100; // /proc times are in clock ticks (USER_HZ = 100 on Linux)
@@ -343,7 +345,7 @@ async function benchDatabase(kind, key) {
     const bearerSessions = seeded.slice(0, half);
     const chains = seeded.slice(half).map((s) => ({ refreshToken: s.refreshToken }));
 
-    const table = [
+    const allRows = [
       { name: 'EdDSA verify alone (bare Fastify)', target: base, opts: () => ({ ...bearerRequests(baseUrl, '/jwt', bearerSessions), connections: 20 }), baselineOf: 'jwt' },
       { name: `GET /me, ${label}`, target: svc, opts: () => ({ ...bearerRequests(service.base, '/me', bearerSessions), connections: 20 }), against: 'jwt' },
       { name: `POST /token/verify, ${label}`, target: svc, opts: () => ({ ...bearerRequests(service.base, '/token/verify', bearerSessions, 'POST'), connections: 20 }), against: 'jwt' },
@@ -353,6 +355,8 @@ async function benchDatabase(kind, key) {
       { name: 'argon2id hash alone, 8 connections', target: base, opts: () => ({ ...registerRequests(baseUrl, '/argon2/hash'), connections: 8, duration: 2 * SECONDS }), baselineOf: 'hash' },
       { name: `POST /register, 8 connections, ${label}`, target: svc, opts: () => ({ ...registerRequests(service.base), connections: 8, duration: 2 * SECONDS }), against: 'hash' },
     ];
+    const chosen = allRows.filter((row) => row.against && ONLY.test(row.name));
+    const table = allRows.filter((row) => chosen.includes(row) || chosen.some((c) => c.against === row.baselineOf));
     // Warm both processes (JIT, pools, PostgreSQL's caches) before anything counts.
     for (const row of table) await measureQuietly(row, 1);
     const samples = new Map(table.map((row) => [row, []]));

@@ -34,6 +34,21 @@ export interface T {
 
 let template: Promise<PGlite> | undefined;
 
+/** The PostgreSQL URL of each database makeDatabase made. */
+const urls = new WeakMap<Database, string>();
+
+/**
+ * On PostgreSQL, another pool of connections to `h`'s database, as another instance of the service
+ * has (its own statements, locks and batches); undefined on PGlite, which has one owner.
+ */
+export async function anotherPool(t: T, h: TestApp): Promise<Database | undefined> {
+  const url = urls.get(h.db);
+  if (!url) return undefined;
+  const db = await openDatabase(url, '');
+  t.teardown(() => db.close());
+  return db;
+}
+
 /** A fresh, migrated, empty database of its own. */
 export async function makeDatabase(t: T): Promise<Database> {
   const url = process.env.TEST_DATABASE_URL;
@@ -44,6 +59,7 @@ export async function makeDatabase(t: T): Promise<Database> {
     const u = new URL(url);
     u.pathname = `/${name}`;
     const db = await openDatabase(u.toString(), '');
+    urls.set(db, u.toString());
     t.teardown(async () => {
       await db.close();
       await admin.unsafe(`drop database if exists ${name} with (force)`);
@@ -242,12 +258,13 @@ export async function buildTestApp(t: T, options: TestAppOptions = {}): Promise<
 }
 
 /**
- * A second instance beside `h`: the same database, clock, SMTP server and data folder (so the same
- * development signing key), with other settings. Closed at the end of the test that made it,
+ * A second instance beside `h`: the same database (through `h`'s pool unless `db` is another one:
+ * anotherPool), clock, SMTP server and data folder (so the same development signing key), with
+ * other settings. Closed at the end of the test that made it,
  * before the shared database.
  */
-export async function buildSiblingApp(t: T, h: TestApp, env: Record<string, string> = {}, outbox?: Partial<OutboxOptions>): Promise<App> {
-  return startApp(t, testConfig({ DATA_DIR: h.config.dataDir, SMTP_URL: h.mail.url, ...env }), h.db, h.clock.now, outbox);
+export async function buildSiblingApp(t: T, h: TestApp, env: Record<string, string> = {}, outbox?: Partial<OutboxOptions>, db: Database = h.db): Promise<App> {
+  return startApp(t, testConfig({ DATA_DIR: h.config.dataDir, SMTP_URL: h.mail.url, ...env }), db, h.clock.now, outbox);
 }
 
 /**

@@ -28,6 +28,7 @@ import { deriveToken, hashToken, newToken } from '../lib/tokens.js';
 import type { TokenOut } from '../schemas.js';
 import type { Context } from './context.js';
 import { recordEvent } from './events.js';
+import { findSessionUser } from './session-lookup.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -212,23 +213,6 @@ export async function revoke(ctx: Context, refreshToken: string): Promise<{ revo
   return { revoked: unixSeconds(now) };
 }
 
-// Every bearer request runs this query: build its SQL once per database (Drizzle's
-// per-call query building was measured at several times the cost of the query itself).
-const sessionUserQueries = new WeakMap<Db, ReturnType<typeof buildSessionUserQuery>>();
-const buildSessionUserQuery = (db: Db) =>
-  db
-    .select({ user: users, revokedAt: sessions.revokedAt })
-    .from(sessions)
-    .innerJoin(users, eq(users.id, sessions.userId))
-    .where(and(eq(sessions.id, sql.placeholder('sid')), eq(users.id, sql.placeholder('sub'))))
-    .limit(1)
-    .prepare('session_user');
-function sessionUserQuery(db: Db) {
-  let query = sessionUserQueries.get(db);
-  if (!query) sessionUserQueries.set(db, (query = buildSessionUserQuery(db)));
-  return query;
-}
-
 /**
  * The account behind an access token whose session is alive, for bearer endpoints and
  * /token/verify. Throws invalid_token / expired_token; the caller decides how to answer.
@@ -236,7 +220,7 @@ function sessionUserQuery(db: Db) {
 export async function resolveAccessToken(ctx: Context, token: string): Promise<{ user: UserRow; claims: AccessClaims }> {
   const claims = await ctx.accessTokens.verify(token);
   if (!UUID.test(claims.sid) || !UUID.test(claims.sub)) throw new AppError('invalid_token');
-  const [row] = await sessionUserQuery(ctx.db).execute({ sid: claims.sid, sub: claims.sub });
+  const row = await findSessionUser(ctx.db, claims.sid, claims.sub);
   if (!row || row.revokedAt || !row.user.isActive || row.user.archived) throw new AppError('invalid_token');
   return { user: row.user, claims };
 }

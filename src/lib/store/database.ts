@@ -7,6 +7,7 @@ import type { Db, Tx } from '../../db/index.js';
 import { shiftedNow } from '../../db/now.js';
 import { rawPrepared } from '../../db/prepared.js';
 import { rateLimits } from '../../db/schema.js';
+import { turnBatcher } from '../turn-batch.js';
 import type { Hit, LimitStore, RateLimitStore } from './index.js';
 
 type HitRow = { count: number; reset_ms: number };
@@ -22,23 +23,64 @@ const upsert = (key: unknown, offsetMs: unknown, windowMs: unknown) => {
         reset_at = case when ${rateLimits.resetAt} <= ${now} then excluded.reset_at else ${rateLimits.resetAt} end
       returning count, ceil(extract(epoch from (reset_at - ${now})) * 1000)::float8 as reset_ms`;
 };
-// Every throttled request (login, register, token checks and refreshes) counts here: prepared once
-// per database, so a hit is one round trip with no query building (a transaction's hit, rarer,
-// is built per call on the transaction).
-const preparedHit = rawPrepared<HitRow>('rate_limit_hit', () => upsert(sql.placeholder('key'), sql.placeholder('offset'), sql.placeholder('window')));
+// A transaction's hit (the outbox worker's mail caps) is one upsert on the transaction.
+// Every other hit (each throttled request: login, register, token checks and refreshes) is
+// batched per turn of the event loop (lib/turn-batch.ts): the turn's hits are one prepared
+// statement that adds each key's number of hits at once, and each hit gets its own count back
+// (the key's new count minus the hits after it in the batch), as if they had come one by one.
+// Keys are locked in key order, so two instances' batches cannot deadlock. A key always comes
+// with the same window (the key names its limit); in one batch, its first hit's window counts.
+const preparedHits = rawPrepared<{ key: string } & HitRow>('rate_limit_hits', () => {
+  const now = shiftedNow(sql.placeholder('offset'));
+  return sql`
+      insert into ${rateLimits} (key, count, reset_at)
+      select h.key, h.n, ${now} + h.window_ms * interval '1 millisecond'
+        from json_to_recordset(${sql.placeholder('hits')}::json) as h(key text, n int, window_ms float8)
+        order by h.key
+      on conflict (key) do update set
+        count = case when ${rateLimits.resetAt} <= ${now} then excluded.count else ${rateLimits.count} + excluded.count end,
+        reset_at = case when ${rateLimits.resetAt} <= ${now} then excluded.reset_at else ${rateLimits.resetAt} end
+      returning key, count, ceil(extract(epoch from (reset_at - ${now})) * 1000)::float8 as reset_ms`;
+});
+
+interface Counted {
+  key: string;
+  windowMs: number;
+}
+
+function batchedHits(db: Db, offsetMs: () => number) {
+  const statement = preparedHits(db);
+  return turnBatcher<Counted, Hit>(async (hits) => {
+    // key → [window, hits so far]: each hit's place among its key's hits in this batch.
+    const groups = new Map<string, { window_ms: number; n: number }>();
+    const places = hits.map(({ key, windowMs }) => {
+      const group = groups.get(key);
+      if (group) return group.n++;
+      groups.set(key, { window_ms: windowMs, n: 1 });
+      return 0;
+    });
+    const json = JSON.stringify([...groups].map(([key, g]) => ({ key, n: g.n, window_ms: g.window_ms })));
+    const rows = await statement.all({ hits: json, offset: offsetMs() });
+    const byKey = new Map(rows.map((row) => [row.key, row]));
+    return hits.map(({ key }, i) => {
+      const row = byKey.get(key) as HitRow;
+      const n = (groups.get(key) as { n: number }).n;
+      return { count: Number(row.count) - (n - 1 - places[i]), resetMs: Math.max(0, Number(row.reset_ms)) };
+    });
+  });
+}
 const preparedReset = rawPrepared<never>('rate_limit_reset', () => sql`delete from ${rateLimits} where key = ${sql.placeholder('key')}`);
 
 export function databaseStore(db: Db, offsetMs: () => number = () => 0): LimitStore {
+  const batched = batchedHits(db, offsetMs);
   async function hit(key: string, windowMs: number, tx?: Tx): Promise<Hit> {
-    let row: HitRow;
     if (tx) {
       const rows = await tx.execute<HitRow>(upsert(key, offsetMs(), windowMs));
       // postgres.js returns the rows as an array, PGlite as { rows }.
-      [row] = Array.isArray(rows) ? rows : (rows as unknown as { rows: HitRow[] }).rows;
-    } else {
-      [row] = await preparedHit(db).all({ key, offset: offsetMs(), window: windowMs });
+      const [row] = Array.isArray(rows) ? rows : (rows as unknown as { rows: HitRow[] }).rows;
+      return { count: Number(row.count), resetMs: Math.max(0, Number(row.reset_ms)) };
     }
-    return { count: Number(row.count), resetMs: Math.max(0, Number(row.reset_ms)) };
+    return batched({ key, windowMs });
   }
 
   class DatabaseRateLimitStore implements RateLimitStore {
