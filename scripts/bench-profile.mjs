@@ -1,6 +1,7 @@
-// A CPU profile of one route under load: `node scripts/bench-profile.mjs [/me|/token/verify|/token] [pg|pglite]`.
-// /token (login) runs at the production argon2 cost, with 4 connections over 16 accounts; the
-// profile is the main thread's (the hashes run on libuv's threads and are not in it).
+// A CPU profile of one route under load: `node scripts/bench-profile.mjs [/me|/token/verify|/token|/register] [pg|pglite]`.
+// /token (login) and /register run at the production argon2 cost, login with 4 connections over 16
+// accounts, register with 8 and a new account each time; the profile is the main thread's (the
+// hashes run on libuv's threads and are not in it).
 // Starts the compiled service (`npm run build` first) with --cpu-prof on a fresh PostgreSQL database
 // (BENCH_POSTGRES_URL, default the local server) or a fresh PGlite folder, registers 300 accounts at
 // a cheap argon2 cost, runs 20 connections for 6 s (each request another session's token), stops it
@@ -23,13 +24,13 @@ const port = 30000 + Math.floor(Math.random() * 5000);
 const dir = mkdtempSync(join(tmpdir(), 'authservice-profile-'));
 const child = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${dir}`, 'dist/server.js'], {
   stdio: ['ignore', 'ignore', 'inherit'],
-  env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', JWT_PRIVATE_KEY: key, JWT_EXPIRATION_DELTA: '1h', RATE_LIMIT_MAX: '1000000', RATE_LIMIT_TOKEN_MAX: '1000000', ...(path === '/token' ? {} : { ARGON2_MEMORY_KIB: '1024', ARGON2_ITERATIONS: '1' }),
+  env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', JWT_PRIVATE_KEY: key, JWT_EXPIRATION_DELTA: '1h', RATE_LIMIT_MAX: '1000000', RATE_LIMIT_TOKEN_MAX: '1000000', ...(path === '/token' || path === '/register' ? {} : { ARGON2_MEMORY_KIB: '1024', ARGON2_ITERATIONS: '1' }),
     DATABASE_URL: dbkind === 'pg' ? Object.assign(new URL(ADMIN_URL), { pathname: `/${name}` }).toString() : '', DATA_DIR: join(dir, 'data') },
 });
 const base = `http://127.0.0.1:${port}`;
 for (;;) { try { if ((await fetch(base + '/health')).ok) break; } catch {} await new Promise((r) => setTimeout(r, 100)); }
 const tokens = [];
-const accounts = path === '/token' ? 16 : 300;
+const accounts = path === '/token' ? 16 : path === '/register' ? 0 : 300;
 for (let i = 0; i < accounts; i++) {
   const r = await fetch(base + '/register', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: `p${i}@example.com`, username: `p${i}`, password1: 'correct horse battery staple', password2: 'correct horse battery staple' }) });
   tokens.push((await r.json()).token);
@@ -37,10 +38,12 @@ for (let i = 0; i < accounts; i++) {
 let i = 0;
 const opts = path === '/me'
   ? { url: base + '/me', requests: [{ method: 'GET', setupRequest: (req) => ({ ...req, headers: { authorization: `Bearer ${tokens[i++ % tokens.length]}` } }) }] }
+  : path === '/register'
+    ? { url: base + path, requests: [{ method: 'POST', setupRequest: (req) => { const n = `r${i++}x${port}`; return { ...req, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: `${n}@example.com`, username: n, password1: 'correct horse battery staple', password2: 'correct horse battery staple' }) }; } }] }
   : path === '/token'
     ? { url: base + path, requests: [{ method: 'POST', setupRequest: (req) => ({ ...req, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: `p${i++ % accounts}@example.com`, password: 'correct horse battery staple' }) }) }] }
     : { url: base + path, requests: [{ method: 'POST', setupRequest: (req) => ({ ...req, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: tokens[i++ % tokens.length] }) }) }] };
-const r = await new Promise((res, rej) => autocannon({ ...opts, connections: path === '/token' ? 4 : 20, duration: 6 }, (e, x) => (e ? rej(e) : res(x))));
+const r = await new Promise((res, rej) => autocannon({ ...opts, connections: path === '/token' ? 4 : path === '/register' ? 8 : 20, duration: 6 }, (e, x) => (e ? rej(e) : res(x))));
 console.log('2xx', r['2xx'], 'non2xx', r.non2xx, 'rps', r.requests.average);
 child.kill('SIGTERM');
 await new Promise((res) => child.once('exit', res));

@@ -4,38 +4,19 @@
 // CPU the process spent until then (all threads, /proc/<pid>/stat). `npm run bench` times one of
 // each among its other rows; this script repeats them, since one start on a shared machine says
 // little. Loopback only, random ports; each DATA_DIR is removed.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startService, stop } from './bench-process.mjs';
 
 const RUNS = Number(process.env.BENCH_START_RUNS ?? 7);
-const TICK_MS = 1000 / 100; // /proc times are in clock ticks (USER_HZ = 100 on Linux)
-
-function cpuMsOf(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * TICK_MS; // utime + stime
-}
 
 /** Starts `node dist/server.js`, polls /health every 10 ms, stops it; wall and CPU ms to the first 200. */
 async function startOnce(dataDir) {
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  const env = { ...process.env, NODE_ENV: 'development', DATA_DIR: dataDir, DATABASE_URL: '', LOG_LEVEL: 'warn', PORT: String(port), HOST: '127.0.0.1' };
-  const started = performance.now();
-  const child = spawn(process.execPath, ['dist/server.js'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
-  const exited = new Promise((resolve) => child.on('exit', resolve));
-  try {
-    while (performance.now() - started < 60_000) {
-      if (child.exitCode !== null) throw new Error(`the service exited with ${child.exitCode}`);
-      const ok = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false);
-      if (ok) return { wallMs: performance.now() - started, cpuMs: cpuMsOf(child.pid) };
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    throw new Error('the service did not answer within 60 s');
-  } finally {
-    child.kill('SIGTERM');
-    await exited;
-  }
+  const env = { NODE_ENV: 'development', DATA_DIR: dataDir, DATABASE_URL: '', LOG_LEVEL: 'warn' };
+  const { child, startMs, startCpuMs } = await startService(['dist/server.js'], env, 10);
+  await stop(child);
+  return { wallMs: startMs, cpuMs: startCpuMs };
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];

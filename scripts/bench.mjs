@@ -20,13 +20,13 @@
 // Throttling stays on, at a ceiling the benchmark cannot reach from its one address
 // (RATE_LIMIT_MAX = RATE_LIMIT_TOKEN_MAX = 1,000,000 per minute): its per-request cost is measured.
 // Loopback only, random ports, every run bounded in time; the databases it creates are dropped.
-import { spawn } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import postgres from 'postgres';
+import { cpuMsOf, startProcess, startService as startServiceProcess, stop } from './bench-process.mjs';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
@@ -37,7 +37,6 @@ const DATABASES = (process.env.BENCH_DATABASES ?? 'postgres,pglite').split(',');
 const ONLY = new RegExp(process.env.BENCH_ONLY ?? '', 'i');
 const ADMIN_URL = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const PASSWORD = 'correct horse battery staple';
-const TICK_MS = 1000 / 100; // /proc times are in clock ticks (USER_HZ = 100 on Linux)
 const THREADS = String(availableParallelism());
 
 // dist/ is used only when it is newer than every source file (npm run build).
@@ -48,30 +47,14 @@ const newest = (path) => {
 const COMPILED = existsSync('dist/.build-stamp') && statSync('dist/.build-stamp').mtimeMs >= newest('src');
 const SERVER_ARGS = COMPILED ? ['dist/server.js'] : ['--import', 'tsx', 'src/server.ts'];
 
-const children = new Set();
-process.on('exit', () => {
-  for (const child of children) child.kill('SIGKILL');
-});
-
 // ---------------------------------------------------------------------------------------------
-// Processes
-
-function cpuMsOf(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * TICK_MS; // utime + stime
-  } catch {
-    return 0; // a backend that ended
-  }
-}
+// Processes (the shared part: scripts/bench-process.mjs)
 
 const rssMbOf = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024;
 
+/** Starts `node <args>` and resolves once its stdout matches `readyLine` (the baseline's port). */
 function start(args, env, readyLine) {
-  const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-  children.add(child);
-  child.on('exit', () => children.delete(child));
+  const child = startProcess(args, env);
   let out = '';
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${args.join(' ')} did not start`)), 60_000);
@@ -87,33 +70,7 @@ function start(args, env, readyLine) {
   });
 }
 
-async function startService(env) {
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  const started = performance.now();
-  const child = spawn(process.execPath, SERVER_ARGS, {
-    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  children.add(child);
-  const base = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 2400; i++) {
-    if (child.exitCode !== null) throw new Error(`service exited with ${child.exitCode}`);
-    try {
-      if ((await fetch(`${base}/health`)).ok) return { child, base, startMs: performance.now() - started };
-    } catch {}
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('service did not start');
-}
-
-function stop(child) {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null) return resolve();
-    child.once('exit', resolve);
-    child.kill('SIGTERM');
-    setTimeout(() => child.kill('SIGKILL'), 20_000).unref();
-  });
-}
+const startService = (env) => startServiceProcess(SERVER_ARGS, env);
 
 // ---------------------------------------------------------------------------------------------
 // Seeding
