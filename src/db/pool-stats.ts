@@ -31,9 +31,16 @@ export function trackPool<C extends object>(client: C, max: number, methods: rea
   return { client: wrapped, stats: { max, active: () => active } };
 }
 
-// postgres.js queries are lazy thenables (they run when first awaited, and `.values()` may still
-// be called on them before that), so the count starts at the first `then`, not at the call.
+// A promise (postgres.js's begin, PGlite's calls) is already running: counted from the call, so a
+// transaction that nobody awaits yet still shows. postgres.js queries are lazy thenables (they run
+// when first awaited, and `.values()` may still be called on them before that), so their count
+// starts at the first `then`, not at the call.
 function countWhilePending<T>(result: T, start: () => void, end: () => void): T {
+  if (result instanceof Promise) {
+    start();
+    result.then(end, end);
+    return result;
+  }
   if (!result || typeof (result as { then?: unknown }).then !== 'function') return result;
   const thenable = result as unknown as PromiseLike<unknown> & { then: PromiseLike<unknown>['then'] };
   const then = thenable.then;
