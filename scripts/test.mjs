@@ -10,6 +10,8 @@ const child = spawn('npx', ['tap', '--reporter=tap', ...process.argv.slice(2)], 
 
 let summary;
 const coverage = [];
+/** tap found no coverage: files whose code runs only in child processes (test/readme.test.ts alone). */
+let noCoverage = false;
 /** Files skipped as a whole, with why: repeated above the final line so nobody misses them. */
 const skippedFiles = [];
 /** The file being read: its lines (indented TAP), collected until its top-level result. */
@@ -22,6 +24,7 @@ function onLine(line) {
   if (total) summary = { total: Number(total[1]), rest: total[2] };
   const cov = /^(Statements|Branches|Functions|Lines)\s*: ([\d.]+%)/.exec(line);
   if (cov) coverage.push(`${cov[1].toLowerCase()} ${cov[2]}`);
+  if (line === '# No coverage generated') noCoverage = true;
   const top = /^(not )?ok \d+ - (\S+)(?: # (.*))?$/.exec(line);
   if (top) {
     if (!raw) report(top[2], !top[1], top[3] ?? '', block);
@@ -102,6 +105,12 @@ child.on('close', (code) => {
     const failed = count('fail');
     const skipped = count('skip') + count('todo');
     console.log(`\n${count('pass')} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+    // tap exits 1 when nothing generated coverage, even with every test passed and
+    // allow-incomplete-coverage: not a failure of the tests.
+    if (code === 1 && noCoverage && failed === 0 && count('pass') > 0) {
+      console.log('coverage: none (the code ran only in child processes)');
+      process.exit(0);
+    }
   } else {
     console.log('\n0 passed, 1 failed');
   }
