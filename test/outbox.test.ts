@@ -134,6 +134,46 @@ t.test('the worker machinery: dispatch by kind, fencing by attempt, a lost lease
   t.equal(row.lastError, null, 'the old holder wrote nothing');
 });
 
+t.test('a backlog is drained by every lane at once, on one wake, without waiting for a poll', async (t) => {
+  // Rows that no wake announced (queued by another instance, or before a restart) are found by a
+  // poll or a wake; then each claim that sees more due starts another lane, up to the concurrency.
+  const database = await makeDatabase(t);
+  const db = database.db;
+  let running = 0;
+  let most = 0;
+  const sent: number[] = [];
+  const channel: Channel = {
+    name: 'test',
+    table: outbox,
+    senders: {
+      '*': async (row) => {
+        most = Math.max(most, ++running);
+        await sleep(200);
+        running--;
+        sent.push(row.id);
+      },
+    },
+  };
+  const worker = new DeliveryWorker(db, [channel], { ...DEFAULT_WORKER, pollInterval: 600_000, concurrency: 4 }, silent);
+  t.teardown(() => worker.stop());
+  await db.insert(outbox).values(Array.from({ length: 12 }, (_, i) => ({ recipient: `b${i}@example.com`, kind: 'activation', subject: 's', text: 't', html: 'h' })));
+  const started = Date.now();
+  worker.start(); // its one wake; the next poll is ten minutes away
+  await until('all twelve sent', async () => (sent.length === 12 ? true : undefined), 10_000);
+  t.equal(most, 4, 'four sends ran at once');
+  t.ok(Date.now() - started < 3_000, `drained in ${Date.now() - started} ms (12 sends of 200 ms over 4 lanes)`);
+
+  // A lone row announced by a wake: one claim and one mark, and no lane left claiming after it.
+  sent.length = 0;
+  const [{ id }] = await db.insert(outbox).values({ recipient: 'lone@example.com', kind: 'activation', subject: 's', text: 't', html: 'h' }).returning();
+  worker.wake();
+  await until('the lone row sent', async () => (sent.includes(id) ? true : undefined));
+  await until('the worker idle', async () => ((worker as unknown as { lanes: number }).lanes === 0 ? true : undefined), 2_000);
+  const [row] = await db.select().from(outbox).where(eq(outbox.id, id));
+  t.equal(row.status, 'sent');
+  t.equal(row.attempts, 1, 'claimed once');
+});
+
 t.test('a claimed row is never handed out while its sender is still sending, even past the first lease', async (t) => {
   const database = await makeDatabase(t);
   const db = database.db;

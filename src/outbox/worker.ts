@@ -22,7 +22,7 @@
 //   up the queue;
 // - shutdown: stop() claims nothing more, lets deliveries in flight finish for a short grace, then
 //   aborts them; an aborted row is released (due at once, the attempt not counted) for any instance.
-import { and, eq, inArray, lte, type SQL, sql } from 'drizzle-orm';
+import { and, eq, getTableColumns, getTableName, inArray, lte, type SQL, sql } from 'drizzle-orm';
 import type { PgColumn, PgTable } from 'drizzle-orm/pg-core';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Db } from '../db/index.js';
@@ -172,7 +172,12 @@ export class DeliveryWorker {
       });
   }
 
-  /** Claims and delivers rows one at a time until none is due. */
+  /**
+   * Claims and delivers rows one at a time until none is due. Each claim also says whether another
+   * row was due then (in any channel): only then does another lane start to look, and only then,
+   * or when the worker was woken meanwhile, does this lane claim again after delivering. A claim
+   * that finds nothing costs a statement per channel; a lone email costs its claim and its mark.
+   */
   private async lane(): Promise<void> {
     while (!this.stopped) {
       const seen = this.wakes;
@@ -190,25 +195,29 @@ export class DeliveryWorker {
         await this.release(claimed.channel, claimed.row, 'shutdown').catch(() => {});
         return;
       }
-      // More may be due: let another lane look while this one delivers.
-      if (this.lanes < this.options.concurrency) this.spawn();
+      // More is due: let another lane look while this one delivers.
+      if (claimed.moreDue && this.lanes < this.options.concurrency) this.spawn();
       await this.deliver(claimed.channel, claimed.row, claimStarted + this.options.lease);
+      // Nothing else was due at the claim and nothing was enqueued here since: the poll finds
+      // what becomes due later (a retry's backoff, another instance's rows).
+      if (!claimed.moreDue && this.wakes === seen) return;
     }
   }
 
-  private async claimAny(): Promise<{ channel: Channel; row: QueueRow } | undefined> {
+  private async claimAny(): Promise<{ channel: Channel; row: QueueRow; moreDue: boolean } | undefined> {
     for (let i = 0; i < this.channels.length; i++) {
       const channel = this.channels[(this.nextChannel + i) % this.channels.length];
-      const row = await this.claim(channel);
-      if (row) {
+      const claimed = await this.claim(channel);
+      if (claimed) {
         this.nextChannel = (this.nextChannel + i + 1) % this.channels.length;
-        return { channel, row };
+        const { moreDue, ...row } = claimed;
+        return { channel, row: row as unknown as QueueRow, moreDue: Boolean(moreDue) };
       }
     }
     return undefined;
   }
 
-  private async claim(channel: Channel): Promise<QueueRow | undefined> {
+  private async claim(channel: Channel): Promise<(Record<string, unknown> & { moreDue: unknown }) | undefined> {
     const t = channel.table;
     const due = this.db
       .select({ id: t.id })
@@ -221,8 +230,24 @@ export class DeliveryWorker {
       .update(t)
       .set({ nextAttemptAt: dbNowPlus(this.options.lease), attempts: sql`${t.attempts} + 1` } as never)
       .where(inArray(t.id, due))
-      .returning();
-    return row as unknown as QueueRow | undefined;
+      .returning({ ...getTableColumns(t), moreDue: this.moreDue(t) });
+    return row as (Record<string, unknown> & { moreDue: unknown }) | undefined;
+  }
+
+  /**
+   * For a claim's RETURNING: whether any channel had another row due (the statement's snapshot:
+   * the claimed row still looks due in it, so it is left out; so may rows other claims are taking
+   * at the same moment, which only costs a claim that finds nothing).
+   */
+  private moreDue(claimed: QueueTable): SQL<boolean> {
+    // By hand: Drizzle writes RETURNING's columns unqualified, and the subquery needs two names.
+    const column = (c: PgColumn) => sql.identifier(c.name);
+    const due = this.channels.map(({ table }) => {
+      const notClaimed =
+        table === claimed ? sql` and other.${column(table.id)} <> ${sql.identifier(getTableName(claimed))}.${column(claimed.id)}` : sql``;
+      return sql`exists (select 1 from ${sql.identifier(getTableName(table))} as other where other.${column(table.status)} = 'pending' and other.${column(table.nextAttemptAt)} <= now()${notClaimed})`;
+    });
+    return sql<boolean>`(${sql.join(due, sql` or `)})`;
   }
 
   /** A write to a claimed row, only while this claim still holds it (attempts is the fence). */
