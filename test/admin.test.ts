@@ -1,10 +1,10 @@
 // The admin API (/admin): its guard (ADMIN_API_KEYS), rate limit and absence when unset, account
 // management and the outbox.
 import { eq } from 'drizzle-orm';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { buildApp } from '../src/app.js';
 import { type Config, loadConfig, parseAdminKeys } from '../src/config.js';
-import { emailTokens, outbox, sessions } from '../src/db/schema.js';
+import { outbox } from '../src/db/schema.js';
 import { matchAdminKey } from '../src/routes/admin/auth.js';
 import {
   assertProblem,

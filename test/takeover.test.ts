@@ -13,7 +13,6 @@ import {
   outboxSettled,
   PASSWORD,
   post,
-  registerUser,
   type TestApp,
   tokenIn,
   uniqueUser,

@@ -17,7 +17,7 @@
 //   child, anything else past it is treated as theft and the whole session ends.
 import { randomUUID } from 'node:crypto';
 import { and, eq, gt, isNull, ne, sql } from 'drizzle-orm';
-import type { Db, Tx } from '../db/index.js';
+import type { Tx } from '../db/index.js';
 import { rawPrepared } from '../db/prepared.js';
 import { dbNow, dbNowPlus, dbOffsetMs, shiftedNow } from '../db/now.js';
 import { refreshTokens, sessions, type UserRow, users } from '../db/schema.js';
