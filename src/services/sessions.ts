@@ -55,23 +55,24 @@ export async function startSession(
   id: string = randomUUID(),
 ): Promise<Tokens> {
   const now = ctx.now();
-  const [session] = await tx
-    .insert(sessions)
-    .values({
-      id,
-      userId: user.id,
-      createdAt: now,
-      // On the database's clock: another instance compares it (db/now.ts).
-      expiresAt: dbNowPlus(ctx.config.jwt.refreshExpiresIn * 1000, ctx.now),
-      userAgent: client?.userAgent?.slice(0, USER_AGENT_MAX) ?? null,
-      ipAddress: client?.ip ?? null,
-    })
-    .returning();
-  let refreshToken: string | undefined;
-  if (ctx.config.jwt.longRunningRefreshToken) {
-    refreshToken = newToken();
-    await tx.insert(refreshTokens).values({ sessionId: session.id, tokenHash: hashToken(refreshToken), createdAt: now });
-  }
+  const refreshToken = ctx.config.jwt.longRunningRefreshToken ? newToken() : undefined;
+  // The session's id is made here, so its refresh token needs nothing back from its insert: issued
+  // together, postgres.js sends both in one write and runs them in order on the transaction.
+  const [[session]] = await Promise.all([
+    tx
+      .insert(sessions)
+      .values({
+        id,
+        userId: user.id,
+        createdAt: now,
+        // On the database's clock: another instance compares it (db/now.ts).
+        expiresAt: dbNowPlus(ctx.config.jwt.refreshExpiresIn * 1000, ctx.now),
+        userAgent: client?.userAgent?.slice(0, USER_AGENT_MAX) ?? null,
+        ipAddress: client?.ip ?? null,
+      })
+      .returning(),
+    refreshToken ? tx.insert(refreshTokens).values({ sessionId: id, tokenHash: hashToken(refreshToken), createdAt: now }) : undefined,
+  ]);
   // Issued at the session's start: read twice, the clock could cross a second between the two.
   return tokensFor(ctx, user, session, refreshToken, session.createdAt);
 }
