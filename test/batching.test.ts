@@ -91,6 +91,17 @@ t.test('throttle hits made at once: each is counted once, and the limit holds ex
   t.equal((await verify('198.51.100.1')).statusCode, 429, 'the count stays after the burst');
 });
 
+t.test('a turn of more hits than one statement takes (200) is split, and the counts stay exact', async (t) => {
+  const h = await buildTestApp(t, { env: { RATE_LIMIT_TOKEN_MAX: '230', RATE_LIMIT_WINDOW: '1m' } });
+  const burst = await Promise.all(
+    Array.from({ length: 250 }, () => h.app.inject({ method: 'POST', url: '/token/verify', payload: { token: 'x' }, remoteAddress: '198.51.100.7' })),
+  );
+  const answered = burst.filter((r) => r.statusCode === 400);
+  t.equal(answered.length, 230, '230 of 250 are answered');
+  t.equal(burst.filter((r) => r.statusCode === 429).length, 20, 'the other 20 are 429');
+  t.equal(new Set(answered.map((r) => r.headers['ratelimit-remaining'])).size, 230, 'each answered request got its own count');
+});
+
 t.test('failed logins made at once: exactly LOGIN_FAILURE_LIMIT are checked', async (t) => {
   const h = await buildTestApp(t, { env: { LOGIN_FAILURE_LIMIT: '3', RATE_LIMIT_MAX: '1000' } });
   const u = await registerUser(h.app);
