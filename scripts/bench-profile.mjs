@@ -6,13 +6,13 @@
 // (BENCH_POSTGRES_URL, default the local server) or a fresh PGlite folder, registers 300 accounts at
 // a cheap argon2 cost, runs 20 connections for 6 s (each request another session's token), stops it
 // and prints the share of the load phase's CPU samples by package and the top functions by self time.
-import { spawn } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import autocannon from 'autocannon';
 import postgres from 'postgres';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startService, stop } from './bench-process.mjs';
 const path = process.argv[2] ?? '/me';
 const dbkind = process.argv[3] ?? 'pg';
 const ADMIN_URL = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -20,15 +20,12 @@ const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
 const name = `prof_${randomBytes(4).toString('hex')}`;
 const key = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
 if (dbkind === 'pg') await admin.unsafe(`create database ${name}`);
-const port = 30000 + Math.floor(Math.random() * 5000);
 const dir = mkdtempSync(join(tmpdir(), 'authservice-profile-'));
-const child = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${dir}`, 'dist/server.js'], {
-  stdio: ['ignore', 'ignore', 'inherit'],
-  env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', JWT_PRIVATE_KEY: key, JWT_EXPIRATION_DELTA: '1h', RATE_LIMIT_MAX: '1000000', RATE_LIMIT_TOKEN_MAX: '1000000', ...(path === '/token' || path === '/register' ? {} : { ARGON2_MEMORY_KIB: '1024', ARGON2_ITERATIONS: '1' }),
-    DATABASE_URL: dbkind === 'pg' ? Object.assign(new URL(ADMIN_URL), { pathname: `/${name}` }).toString() : '', DATA_DIR: join(dir, 'data') },
+const { child, base } = await startService(['--cpu-prof', `--cpu-prof-dir=${dir}`, 'dist/server.js'], {
+  LOG_LEVEL: 'warn', JWT_PRIVATE_KEY: key, JWT_EXPIRATION_DELTA: '1h', RATE_LIMIT_MAX: '1000000', RATE_LIMIT_TOKEN_MAX: '1000000', ...(path === '/token' || path === '/register' ? {} : { ARGON2_MEMORY_KIB: '1024', ARGON2_ITERATIONS: '1' }),
+  DATABASE_URL: dbkind === 'pg' ? Object.assign(new URL(ADMIN_URL), { pathname: `/${name}` }).toString() : '', DATA_DIR: join(dir, 'data'),
 });
-const base = `http://127.0.0.1:${port}`;
-for (;;) { try { if ((await fetch(base + '/health')).ok) break; } catch {} await new Promise((r) => setTimeout(r, 100)); }
+const run = randomBytes(3).toString('hex');
 const tokens = [];
 const accounts = path === '/token' ? 16 : path === '/register' ? 0 : 300;
 for (let i = 0; i < accounts; i++) {
@@ -39,14 +36,13 @@ let i = 0;
 const opts = path === '/me'
   ? { url: base + '/me', requests: [{ method: 'GET', setupRequest: (req) => ({ ...req, headers: { authorization: `Bearer ${tokens[i++ % tokens.length]}` } }) }] }
   : path === '/register'
-    ? { url: base + path, requests: [{ method: 'POST', setupRequest: (req) => { const n = `r${i++}x${port}`; return { ...req, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: `${n}@example.com`, username: n, password1: 'correct horse battery staple', password2: 'correct horse battery staple' }) }; } }] }
+    ? { url: base + path, requests: [{ method: 'POST', setupRequest: (req) => { const n = `r${i++}x${run}`; return { ...req, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: `${n}@example.com`, username: n, password1: 'correct horse battery staple', password2: 'correct horse battery staple' }) }; } }] }
   : path === '/token'
     ? { url: base + path, requests: [{ method: 'POST', setupRequest: (req) => ({ ...req, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: `p${i++ % accounts}@example.com`, password: 'correct horse battery staple' }) }) }] }
     : { url: base + path, requests: [{ method: 'POST', setupRequest: (req) => ({ ...req, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: tokens[i++ % tokens.length] }) }) }] };
 const r = await new Promise((res, rej) => autocannon({ ...opts, connections: path === '/token' ? 4 : path === '/register' ? 8 : 20, duration: 6 }, (e, x) => (e ? rej(e) : res(x))));
 console.log('2xx', r['2xx'], 'non2xx', r.non2xx, 'rps', r.requests.average);
-child.kill('SIGTERM');
-await new Promise((res) => child.once('exit', res));
+await stop(child);
 if (dbkind === 'pg') await admin.unsafe(`drop database if exists ${name} with (force)`);
 await admin.end();
 const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));

@@ -9,7 +9,7 @@
 // own would. Nothing is kept between turns. If the statement fails, every call of its batch fails
 // with its error.
 
-/** Sends a batch; resolves with one result per input, in the inputs' order. */
+/** Sends a batch (an async function: it rejects, never throws); one result per input, in order. */
 export type SendBatch<In, Out> = (inputs: In[]) => Promise<Out[]>;
 
 interface Waiter<In, Out> {
@@ -22,14 +22,9 @@ interface Waiter<In, Out> {
 export function turnBatcher<In, Out>(send: SendBatch<In, Out>, max = 200): (input: In) => Promise<Out> {
   let pending: Waiter<In, Out>[] = [];
 
+  // `send` is an async function: whatever goes wrong in it is a rejection, given to each waiter.
   const dispatch = (batch: Waiter<In, Out>[]): void => {
-    let sent: Promise<Out[]>;
-    try {
-      sent = send(batch.map((w) => w.input));
-    } catch (err) {
-      sent = Promise.reject(err);
-    }
-    sent.then(
+    send(batch.map((w) => w.input)).then(
       (outs) => batch.forEach((w, i) => w.resolve(outs[i])),
       (err: unknown) => batch.forEach((w) => w.reject(err)),
     );

@@ -10,37 +10,36 @@ import { rateLimits } from '../../db/schema.js';
 import { turnBatcher } from '../turn-batch.js';
 import type { Hit, LimitStore, RateLimitStore } from './index.js';
 
-type HitRow = { count: number; reset_ms: number };
+type HitRow = { key: string; count: number; reset_ms: number };
 
-// The upsert as one statement text, its values as parameters: `now` moved by the tests' offset.
-const upsert = (key: unknown, offsetMs: unknown, windowMs: unknown) => {
+// One statement text for every hit: `hits` is a JSON array of { key, n, window_ms }, each key once,
+// and each key's count grows by its n (a window that has ended starts again from n). `now` is the
+// database's, moved by the tests' offset. Rows are inserted in key order, so two instances'
+// statements lock shared keys in the same order and cannot deadlock.
+const upsert = (hits: unknown, offsetMs: unknown) => {
   const now = shiftedNow(offsetMs);
   return sql`
       insert into ${rateLimits} (key, count, reset_at)
-      values (${key}, 1, ${now} + ${windowMs}::float8 * interval '1 millisecond')
-      on conflict (key) do update set
-        count = case when ${rateLimits.resetAt} <= ${now} then 1 else ${rateLimits.count} + 1 end,
-        reset_at = case when ${rateLimits.resetAt} <= ${now} then excluded.reset_at else ${rateLimits.resetAt} end
-      returning count, ceil(extract(epoch from (reset_at - ${now})) * 1000)::float8 as reset_ms`;
-};
-// A transaction's hit (the outbox worker's mail caps) is one upsert on the transaction.
-// Every other hit (each throttled request: login, register, token checks and refreshes) is
-// batched per turn of the event loop (lib/turn-batch.ts): the turn's hits are one prepared
-// statement that adds each key's number of hits at once, and each hit gets its own count back
-// (the key's new count minus the hits after it in the batch), as if they had come one by one.
-// Keys are locked in key order, so two instances' batches cannot deadlock. A key always comes
-// with the same window (the key names its limit); in one batch, its first hit's window counts.
-const preparedHits = rawPrepared<{ key: string } & HitRow>('rate_limit_hits', () => {
-  const now = shiftedNow(sql.placeholder('offset'));
-  return sql`
-      insert into ${rateLimits} (key, count, reset_at)
       select h.key, h.n, ${now} + h.window_ms * interval '1 millisecond'
-        from json_to_recordset(${sql.placeholder('hits')}::json) as h(key text, n int, window_ms float8)
+        from json_to_recordset(${hits}::json) as h(key text, n int, window_ms float8)
         order by h.key
       on conflict (key) do update set
         count = case when ${rateLimits.resetAt} <= ${now} then excluded.count else ${rateLimits.count} + excluded.count end,
         reset_at = case when ${rateLimits.resetAt} <= ${now} then excluded.reset_at else ${rateLimits.resetAt} end
       returning key, count, ceil(extract(epoch from (reset_at - ${now})) * 1000)::float8 as reset_ms`;
+};
+
+// A transaction's hit (the outbox worker's mail caps) is that statement with one key, on the
+// transaction. Every other hit (each throttled request: login, register, token checks and
+// refreshes) is batched per turn of the event loop (lib/turn-batch.ts): the turn's hits are one
+// execution of it, prepared once per database, and each hit gets its own count back (the key's new
+// count minus the hits after it in the batch), as if they had come one by one. A key always comes
+// with the same window (the key names its limit); in one batch, its first hit's window counts.
+const preparedHits = rawPrepared<HitRow>('rate_limit_hits', () => upsert(sql.placeholder('hits'), sql.placeholder('offset')));
+
+const toHit = (row: HitRow, laterInBatch = 0): Hit => ({
+  count: Number(row.count) - laterInBatch,
+  resetMs: Math.max(0, Number(row.reset_ms)),
 });
 
 interface Counted {
@@ -62,23 +61,19 @@ function batchedHits(db: Db, offsetMs: () => number) {
     const json = JSON.stringify([...groups].map(([key, g]) => ({ key, n: g.n, window_ms: g.window_ms })));
     const rows = await statement.all({ hits: json, offset: offsetMs() });
     const byKey = new Map(rows.map((row) => [row.key, row]));
-    return hits.map(({ key }, i) => {
-      const row = byKey.get(key) as HitRow;
-      const n = (groups.get(key) as { n: number }).n;
-      return { count: Number(row.count) - (n - 1 - places[i]), resetMs: Math.max(0, Number(row.reset_ms)) };
-    });
+    return hits.map(({ key }, i) => toHit(byKey.get(key) as HitRow, (groups.get(key) as { n: number }).n - 1 - places[i]));
   });
 }
+
 const preparedReset = rawPrepared<never>('rate_limit_reset', () => sql`delete from ${rateLimits} where key = ${sql.placeholder('key')}`);
 
 export function databaseStore(db: Db, offsetMs: () => number = () => 0): LimitStore {
   const batched = batchedHits(db, offsetMs);
   async function hit(key: string, windowMs: number, tx?: Tx): Promise<Hit> {
     if (tx) {
-      const rows = await tx.execute<HitRow>(upsert(key, offsetMs(), windowMs));
+      const rows = await tx.execute<HitRow>(upsert(JSON.stringify([{ key, n: 1, window_ms: windowMs }]), offsetMs()));
       // postgres.js returns the rows as an array, PGlite as { rows }.
-      const [row] = Array.isArray(rows) ? rows : (rows as unknown as { rows: HitRow[] }).rows;
-      return { count: Number(row.count), resetMs: Math.max(0, Number(row.reset_ms)) };
+      return toHit((Array.isArray(rows) ? rows : (rows as unknown as { rows: HitRow[] }).rows)[0]);
     }
     return batched({ key, windowMs });
   }
