@@ -48,4 +48,4 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
 # node is PID 1 and handles SIGTERM itself: it stops accepting, drains requests and background
 # work, stops the mail worker (queued mail stays queued) and exits within SHUTDOWN_TIMEOUT (10 s).
 STOPSIGNAL SIGTERM
-CMD ["node", "dist/server.js"]
+CMD ["node", "dist/main.cjs"]

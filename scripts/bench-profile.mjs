@@ -21,7 +21,7 @@ const name = `prof_${randomBytes(4).toString('hex')}`;
 const key = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
 if (dbkind === 'pg') await admin.unsafe(`create database ${name}`);
 const dir = mkdtempSync(join(tmpdir(), 'authservice-profile-'));
-const { child, base } = await startService(['--cpu-prof', `--cpu-prof-dir=${dir}`, 'dist/server.js'], {
+const { child, base } = await startService(['--cpu-prof', `--cpu-prof-dir=${dir}`, 'dist/main.cjs'], {
   LOG_LEVEL: 'warn', JWT_PRIVATE_KEY: key, JWT_EXPIRATION_DELTA: '1h', RATE_LIMIT_MAX: '1000000', RATE_LIMIT_TOKEN_MAX: '1000000', ...(path === '/token' || path === '/register' ? {} : { ARGON2_MEMORY_KIB: '1024', ARGON2_ITERATIONS: '1' }),
   DATABASE_URL: dbkind === 'pg' ? Object.assign(new URL(ADMIN_URL), { pathname: `/${name}` }).toString() : '', DATA_DIR: join(dir, 'data'),
 });

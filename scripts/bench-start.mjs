@@ -11,10 +11,10 @@ import { startService, stop } from './bench-process.mjs';
 
 const RUNS = Number(process.env.BENCH_START_RUNS ?? 7);
 
-/** Starts `node dist/server.js`, polls /health every 10 ms, stops it; wall and CPU ms to the first 200. */
+/** Starts `node dist/main.cjs`, polls /health every 10 ms, stops it; wall and CPU ms to the first 200. */
 async function startOnce(dataDir) {
   const env = { NODE_ENV: 'development', DATA_DIR: dataDir, DATABASE_URL: '', LOG_LEVEL: 'warn' };
-  const { child, startMs, startCpuMs } = await startService(['dist/server.js'], env, 10);
+  const { child, startMs, startCpuMs } = await startService(['dist/main.cjs'], env, 10);
   await stop(child);
   return { wallMs: startMs, cpuMs: startCpuMs };
 }

@@ -15,7 +15,7 @@
 //
 // Environment: BENCH_DATABASES=postgres,pglite  BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres
 //              BENCH_RUNS=3  BENCH_SECONDS=2  BENCH_SESSIONS=2000
-// The service runs as deployed, compiled (`node dist/server.js`), when dist/ is up to date with
+// The service runs as deployed, compiled (`node dist/main.cjs`), when dist/ is up to date with
 // src/ (`npm run build` first); otherwise through tsx, and the first line says which.
 // Throttling stays on, at a ceiling the benchmark cannot reach from its one address
 // (RATE_LIMIT_MAX = RATE_LIMIT_TOKEN_MAX = 1,000,000 per minute): its per-request cost is measured.
@@ -45,7 +45,7 @@ const newest = (path) => {
   return s.isDirectory() ? Math.max(0, ...readdirSync(path).map((name) => newest(join(path, name)))) : s.mtimeMs;
 };
 const COMPILED = existsSync('dist/.build-stamp') && statSync('dist/.build-stamp').mtimeMs >= newest('src');
-const SERVER_ARGS = COMPILED ? ['dist/server.js'] : ['--import', 'tsx', 'src/server.ts'];
+const SERVER_ARGS = COMPILED ? ['dist/main.cjs'] : ['--import', 'tsx', 'src/server.ts'];
 
 // ---------------------------------------------------------------------------------------------
 // Processes (the shared part: scripts/bench-process.mjs)
@@ -363,7 +363,7 @@ const key = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
 const began = performance.now();
 console.log(
   `npm run bench: node ${process.version}, ${cpus().length} × ${cpus()[0]?.model.trim()}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}, ` +
-    `service: node ${SERVER_ARGS.join(' ')}, hash concurrency ${THREADS} (baseline: libuv pool ${THREADS}), ${RUNS} alternating runs of ${SECONDS} s per row (medians), ${SESSIONS} distinct sessions`,
+    `service: node ${SERVER_ARGS.join(' ')}, hash concurrency and libuv pool ${THREADS} (the baseline's pool too), ${RUNS} alternating runs of ${SECONDS} s per row (medians), ${SESSIONS} distinct sessions`,
 );
 const all = [];
 for (const kind of DATABASES) all.push(...(await benchDatabase(kind.trim(), key)));

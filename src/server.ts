@@ -1,4 +1,4 @@
-// Process entry: reads the environment (and .env when present), opens the database, builds the
+// The service process (entered through main.cts): reads the environment (and .env when present), opens the database, builds the
 // app, listens, and shuts down gracefully on SIGTERM/SIGINT: stop accepting, drain requests and
 // background work, stop the outbox worker (queued email stays queued), close the database.
 import { existsSync } from 'node:fs';

@@ -91,8 +91,14 @@ interface Running {
   exited: Promise<number | null>;
 }
 
-async function start(args: string[], env: Record<string, string>): Promise<Running> {
-  const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH, PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Starts `node <args>` and waits until it listens. `bare`: without the ES module that tap's
+ * coverage adds to every node it spawns (through NODE_OPTIONS), for a test of what a process does
+ * before any ES module is loaded.
+ */
+async function start(args: string[], env: Record<string, string>, { bare = false } = {}): Promise<Running> {
+  const options = { env: { PATH: process.env.PATH, PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] as const };
+  const child = bare ? spawn('/bin/sh', ['-c', 'unset NODE_OPTIONS; exec "$0" "$@"', process.execPath, ...args], options) : spawn(process.execPath, args, options);
   let output = '';
   child.stdout!.on('data', (d) => (output += d));
   child.stderr!.on('data', (d) => (output += d));
@@ -106,11 +112,11 @@ async function start(args: string[], env: Record<string, string>): Promise<Runni
   }
 }
 
-t.test('npm run build compiles to dist/; `node dist/server.js` serves in production and says how in one line', async (t) => {
+t.test('npm run build compiles to dist/; `node dist/main.cjs` serves in production and says how in one line', async (t) => {
   execFileSync('npm', ['run', '-s', 'build'], { stdio: 'pipe' });
   const dataDir = mkdtempSync(join(tmpdir(), 'authservice-prod-'));
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
-  const server = await start(['dist/server.js'], {
+  const server = await start(['dist/main.cjs'], {
     ...PRODUCTION,
     DATA_DIR: dataDir,
     EMAIL_TRANSPORT: 'log',
@@ -138,6 +144,34 @@ t.test('npm run build compiles to dist/; `node dist/server.js` serves in product
   t.match(warnings.join('\n'), /EMAIL_TRANSPORT=log in production/, 'a warning for the log transport');
   t.match(warnings.join('\n'), /ALLOW_EMBEDDED_DATABASE=true in production/, 'a warning for the embedded database');
   t.notOk(lines.some((l) => l.level >= 50), 'no error');
+});
+
+t.test('dist/main.cjs sizes libuv\'s thread pool to PASSWORD_HASH_CONCURRENCY; an explicit UV_THREADPOOL_SIZE wins', async (t) => {
+  // The pool's threads are the process's only ones that vary with these settings, so the
+  // differences between thread counts are the differences between pool sizes. Each process
+  // hashes (a registration) first, so its pool exists however lazily libuv creates it. Bare: an
+  // ES module preloaded with --import (as tap's coverage does) starts the pool before any entry
+  // can size it, as it would in production (README, Configuration).
+  async function threadsWith(env: Record<string, string>) {
+    const dataDir = mkdtempSync(join(tmpdir(), 'authservice-prod-'));
+    t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+    const server = await start(['dist/main.cjs'], { ...PRODUCTION, DATA_DIR: dataDir, EMAIL_TRANSPORT: 'log', ALLOW_EMBEDDED_DATABASE: 'true', ARGON2_MEMORY_KIB: '1024', ARGON2_ITERATIONS: '1', ...env }, { bare: true });
+    t.teardown(() => server.child.kill('SIGKILL'));
+    const password = 'a long enough Passw0rd!';
+    const res = await fetch(`${server.url}/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: 'pool@example.com', username: 'pool', password1: password, password2: password }),
+    });
+    t.equal(res.status, 201, 'a registration (a hash on the pool)');
+    const threads = readdirSync(`/proc/${server.child.pid}/task`).length;
+    server.child.kill('SIGTERM');
+    await server.exited;
+    return threads;
+  }
+  const one = await threadsWith({ PASSWORD_HASH_CONCURRENCY: '1' });
+  t.equal((await threadsWith({ PASSWORD_HASH_CONCURRENCY: '3' })) - one, 2, 'three hashes at once: a pool of 3, two threads more than a pool of 1');
+  t.equal((await threadsWith({ PASSWORD_HASH_CONCURRENCY: '1', UV_THREADPOOL_SIZE: '5' })) - one, 4, 'UV_THREADPOOL_SIZE=5: a pool of 5');
 });
 
 const pgUrl = process.env.TEST_DATABASE_URL;

@@ -1,13 +1,13 @@
 // `npm start`: compiles src/ to dist/ when dist/ is missing or older than the sources, then runs
-// dist/server.js in this same process (so SIGTERM and Ctrl-C reach the server directly). This
-// keeps a fresh clone's `npm install && npm start` one line, while production runs the compiled
-// `node dist/server.js` with no TypeScript tooling installed at all.
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
+// the service's entry (dist/main.cjs) in this same process (so SIGTERM and Ctrl-C reach the server
+// directly). This keeps a fresh clone's `npm install && npm start` one line, while production runs
+// the compiled `node dist/main.cjs` with no TypeScript tooling installed at all. CommonJS, like
+// dist/main.cjs, so that nothing uses libuv's thread pool before that entry sizes it.
+const { spawn, spawnSync } = require('node:child_process');
+const { existsSync, readdirSync, statSync, writeFileSync } = require('node:fs');
+const { join } = require('node:path');
 
-const root = new URL('..', import.meta.url).pathname;
+const root = join(__dirname, '..');
 const stamp = join(root, 'dist', '.build-stamp');
 
 function newest(path) {
@@ -17,12 +17,13 @@ function newest(path) {
 }
 
 const sources = Math.max(newest(join(root, 'src')), newest(join(root, 'tsconfig.json')), newest(join(root, 'tsconfig.build.json')));
-if (!existsSync(stamp) || statSync(stamp).mtimeMs < sources) {
+async function compileIfStale() {
+  if (existsSync(stamp) && statSync(stamp).mtimeMs >= sources) return;
   let tsc;
   try {
-    tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+    tsc = require.resolve('typescript/bin/tsc');
   } catch {
-    if (!existsSync(join(root, 'dist', 'server.js'))) {
+    if (!existsSync(join(root, 'dist', 'main.cjs'))) {
       console.error('npm start: dist/ is missing and TypeScript is not installed: run `npm install` (with dev dependencies) or `npm run build`');
       process.exit(1);
     }
@@ -40,4 +41,4 @@ if (!existsSync(stamp) || statSync(stamp).mtimeMs < sources) {
     console.error(`npm start: compiled src/ to dist/ in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   }
 }
-await import('../dist/server.js');
+compileIfStale().then(() => require('../dist/main.cjs'));
