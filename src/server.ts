@@ -1,6 +1,7 @@
-// The service process (entered through main.cts): reads the environment (and .env when present), opens the database, builds the
-// app, listens, and shuts down gracefully on SIGTERM/SIGINT: stop accepting, drain requests and
-// background work, stop the outbox worker (queued email stays queued), close the database.
+// The service process (entered through main.cts): reads the environment (and .env when present),
+// opens the database, builds the app, listens, and shuts down gracefully on SIGTERM/SIGINT: stop
+// accepting, drain requests and background work, stop the outbox worker (queued email stays
+// queued), close the database.
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { buildApp } from './app.js';

@@ -1,7 +1,7 @@
 // Production rails and the compiled build: the service refuses, with one clear line, to start in
 // production without SMTP or on the embedded database (unless told so explicitly), and the
 // production command runs the compiled JavaScript in dist/ with no TypeScript tooling.
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, type SpawnOptions, spawn, spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -97,8 +97,8 @@ interface Running {
  * before any ES module is loaded.
  */
 async function start(args: string[], env: Record<string, string>, { bare = false } = {}): Promise<Running> {
-  const options = { env: { PATH: process.env.PATH, PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] as const };
-  const child = bare ? spawn('/bin/sh', ['-c', 'unset NODE_OPTIONS; exec "$0" "$@"', process.execPath, ...args], options) : spawn(process.execPath, args, options);
+  const options: SpawnOptions = { env: { PATH: process.env.PATH, PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] };
+  const child: ChildProcess = bare ? spawn('/bin/sh', ['-c', 'unset NODE_OPTIONS; exec "$0" "$@"', process.execPath, ...args], options) : spawn(process.execPath, args, options);
   let output = '';
   child.stdout!.on('data', (d) => (output += d));
   child.stderr!.on('data', (d) => (output += d));
