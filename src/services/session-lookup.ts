@@ -27,6 +27,10 @@ const buildQuery = (db: Db) =>
     .where(sql`${sessions.id} = any(${sql.placeholder('sids')}::uuid[])`)
     .prepare('session_users');
 
+// At most this many lookup statements at once: under load, the requests that arrive meanwhile wait
+// for one of them to answer and then share the next (a read, which no lock can hold back).
+const LOOKUPS_IN_FLIGHT = 1;
+
 function batchedLookup(db: Db) {
   const query = buildQuery(db);
   return turnBatcher<Lookup, SessionUser | undefined>(async (lookups) => {
@@ -37,7 +41,7 @@ function batchedLookup(db: Db) {
       const row = bySid.get(sid.toLowerCase());
       return row && row.userId === sub.toLowerCase() ? { user: row.user, revokedAt: row.revokedAt } : undefined;
     });
-  });
+  }, { inFlight: LOOKUPS_IN_FLIGHT });
 }
 
 const lookups = new WeakMap<Db, ReturnType<typeof batchedLookup>>();
