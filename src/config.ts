@@ -97,6 +97,8 @@ export interface Config {
   outbox: { concurrency: number; lease: number };
   /** Graceful shutdown ends within this many seconds, whatever is still running. */
   shutdownTimeout: number;
+  /** How often the process looks whether it is idle with garbage to give back (lib/idle-gc.ts); 0 = never. */
+  idleGcInterval: number;
   /** Webhooks (outbox/webhooks.ts): each event POSTed to every URL, signed (Standard Webhooks). */
   webhooks: {
     urls: string[]; // WEBHOOK_URLS; empty: no webhooks
@@ -374,6 +376,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     },
     outbox: { concurrency: int('OUTBOX_CONCURRENCY', 5, 1, 100), lease: duration('OUTBOX_LEASE', '60s', 8) },
     shutdownTimeout: duration('SHUTDOWN_TIMEOUT', '10s', 2),
+    idleGcInterval: millis('IDLE_GC_INTERVAL', '10s', 0, 3_600_000),
     webhooks: {
       ...parseWebhooks(get, problems),
       timeout: millis('WEBHOOK_TIMEOUT', '10s', 100, 60_000),

@@ -8,6 +8,7 @@ import { buildApp } from './app.js';
 import { type Config, ConfigError, loadConfig } from './config.js';
 import { type Database, openDatabase } from './db/index.js';
 import { ensureDataDir, StartupError } from './lib/data-dir.js';
+import { collectWhenIdle } from './lib/idle-gc.js';
 
 if (existsSync('.env')) process.loadEnvFile('.env');
 
@@ -102,6 +103,12 @@ try {
   app.log.error({ err }, 'could not start');
   await database!.close();
   process.exit(1);
+}
+
+// After a burst, the garbage is given back once the process is quiet (lib/idle-gc.ts).
+if (config.idleGcInterval > 0) {
+  const mb = (bytes: number) => Math.round(bytes / 1048576);
+  collectWhenIdle(config.idleGcInterval, (before, after) => app.log.debug({ heapMb: { before: mb(before), after: mb(after) } }, 'idle: garbage collected'));
 }
 
 /** The database, without its password. */
