@@ -108,7 +108,7 @@ try {
 // After a burst, the garbage is given back once the process is quiet (lib/idle-gc.ts).
 if (config.idleGcInterval > 0) {
   const mb = (bytes: number) => Math.round(bytes / 1048576);
-  collectWhenIdle(config.idleGcInterval, (before, after) => app.log.debug({ heapMb: { before: mb(before), after: mb(after) } }, 'idle: garbage collected'));
+  collectWhenIdle(config.idleGcInterval, (before, after) => app.log.debug({ heapUsedMb: { before: mb(before), after: mb(after) } }, 'idle: garbage collected'));
 }
 
 /** The database, without its password. */
