@@ -97,7 +97,7 @@ export interface Config {
   outbox: { concurrency: number; lease: number };
   /** Graceful shutdown ends within this many seconds, whatever is still running. */
   shutdownTimeout: number;
-  /** How often the process looks whether it is idle with garbage to give back (lib/idle-gc.ts); 0 = never. */
+  /** How often (ms) the process looks at the CPU it used: the first quiet look after work collects garbage once (lib/idle-gc.ts); 0 = never. */
   idleGcInterval: number;
   /** Webhooks (outbox/webhooks.ts): each event POSTed to every URL, signed (Standard Webhooks). */
   webhooks: {

@@ -34,7 +34,7 @@ export function turnBatcher<In, Out>(
   send: SendBatch<In, Out>,
   { max = 200, inFlight = Infinity, patienceMs = 10 } = {},
 ): (input: In) => Promise<Out> {
-  let pending: Waiter<In, Out>[] = [];
+  const pending: Waiter<In, Out>[] = [];
   let out = 0;
   let immediate: NodeJS.Immediate | undefined;
   let timer: NodeJS.Timeout | undefined;
