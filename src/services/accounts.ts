@@ -8,6 +8,7 @@ import { users, type UserRow } from '../db/schema.js';
 import { AppError, type FieldErrors, fieldError } from '../errors.js';
 import { checkNewPassword } from '../lib/password-rules.js';
 import { enqueueEmail } from '../mail/outbox.js';
+import { webhookTargets } from '../outbox/webhooks.js';
 import { emailChangedEmail, emailChangeRequestedEmail } from '../mail/templates.js';
 import type { TokenOut, UserOut } from '../schemas.js';
 import { validationFailed } from '../validation.js';
@@ -15,6 +16,7 @@ import type { Context } from './context.js';
 import { requestEmail, REQUEST_KINDS } from './email-requests.js';
 import { consumeEmailToken, killEmailTokens, sendTokenEmail } from './email-tokens.js';
 import { recordEvent } from './events.js';
+import { writeLogin } from './login-statement.js';
 import { endAllSessions, startSession } from './sessions.js';
 import { clearFailures, confirmKey, countPasswordAttempt, loginKey } from './throttle.js';
 import { findUserBy, normalizeIdentifier, toUserOut, withSkeleton, withUniqueCheck } from './users.js';
@@ -131,8 +133,9 @@ export async function login(ctx: Context, input: LoginInput): Promise<TokenOut &
   // before the password is checked, so that a locked identifier answers the same for everyone.
   const throttleKey = loginKey(fields[0], input[fields[0]]!);
   ctx.hasher.admit(); // a 503 for load is not an attempt
-  await countPasswordAttempt(ctx, throttleKey);
-  const user = await findUserBy(ctx.db, fields[0], input[fields[0]]!);
+  // The count and the lookup together (one round trip of waiting): the count still comes before
+  // the password is checked, and a refused attempt answers the same whatever the lookup found.
+  const [, user] = await Promise.all([countPasswordAttempt(ctx, throttleKey), findUserBy(ctx.db, fields[0], input[fields[0]]!)]);
   // The hash is checked even when there is no account (against a dummy hash): the same answer in
   // the same time for an unknown identifier, a wrong password, a passwordless or inactive account.
   const ok = await ctx.hasher.verify(user?.passwordHash ?? null, input.password);
@@ -141,8 +144,10 @@ export async function login(ctx: Context, input: LoginInput): Promise<TokenOut &
     await recordEvent(ctx, null, { type: 'login_failed', userId: user?.id ?? null, reason });
     throw new AppError('invalid_credentials');
   }
-  await clearFailures(ctx, throttleKey); // the right password: the failures before it are forgiven
+  // The right password: the failures before it are forgiven (beside the login's writes below).
+  const forgive = () => clearFailures(ctx, throttleKey);
   if (!user.verified && !ctx.config.allowLoginNotVerified) {
+    await forgive();
     await recordEvent(ctx, null, { type: 'login_failed', userId: user.id, reason: 'not_verified' });
     throw new AppError('not_verified');
   }
@@ -150,6 +155,14 @@ export async function login(ctx: Context, input: LoginInput): Promise<TokenOut &
   // GA un-archives before checking the password; here only the owner's successful login does.
   const unarchiving = user.archived;
   const upgradedHash = ctx.hasher.needsUpgrade(user.passwordHash!) ? await ctx.hasher.hash(input.password) : undefined;
+  if (!unarchiving && webhookTargets(ctx.config, 'login_succeeded').length === 0) {
+    // The common case: one statement (services/login-statement.ts).
+    const [, written] = await Promise.all([forgive(), writeLogin(ctx, user, upgradedHash)]);
+    if (!written) throw new AppError('invalid_credentials'); // deactivated or deleted since the lookup
+    const { account, ...tokens } = written;
+    return { ...tokens, user: toUserOut(account), unarchiving };
+  }
+  await forgive();
   return ctx.db.transaction(async (tx) => {
     // The account's update, the session and the audit event do not depend on one another (the
     // session's id is made here; the update changes nothing a token carries): issued together,

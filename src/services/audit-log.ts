@@ -24,6 +24,9 @@ export interface AuditRecord {
   at: Date;
 }
 
+/** An audit row keeps this much of its client's user agent (a client chooses it). */
+export const AUDIT_USER_AGENT_MAX = 512;
+
 /** Inserts the audit row (in `db`, the caller's transaction when there is a change); its public id and time. */
 export async function writeAuditEvent(db: Db | Tx, record: AuditRecord): Promise<{ id: string; createdAt: Date }> {
   const [row] = await db
@@ -37,8 +40,7 @@ export async function writeAuditEvent(db: Db | Tx, record: AuditRecord): Promise
       reason: record.reason ?? null,
       detail: record.detail ?? null,
       clientAddress: record.client?.ip ?? null,
-      // Bounded: a client chooses its user agent.
-      userAgent: record.client?.userAgent?.slice(0, 512) ?? null,
+      userAgent: record.client?.userAgent?.slice(0, AUDIT_USER_AGENT_MAX) ?? null,
       requestId: record.requestId ?? null,
       createdAt: record.at,
     })

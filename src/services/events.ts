@@ -103,6 +103,16 @@ export async function recordEvent(ctx: Context, tx: Tx | null, event: SecurityEv
     // Wakes the worker once the caller's transaction has committed (after the response).
     if (targets.length > 0) ctx.webhooksQueued();
   }
+  announceEvent(ctx, id, event);
+  return id;
+}
+
+/**
+ * The log line and the metric of an event whose audit row is written (or, for a log-only event,
+ * not needed): recordEvent's last step, and that of a statement that writes the row itself (the
+ * login's, services/login-statement.ts).
+ */
+export function announceEvent(ctx: Context, id: string, event: SecurityEvent): void {
   const line = {
     event: event.type,
     eventId: id,
@@ -117,5 +127,4 @@ export async function recordEvent(ctx: Context, tx: Tx | null, event: SecurityEv
   if (WARN.has(event.type)) ctx.log.warn(line, message);
   else ctx.log.info(line, message);
   ctx.metrics.securityEvent(event);
-  return id;
 }

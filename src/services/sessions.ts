@@ -40,7 +40,8 @@ export interface LoginClient {
   userAgent: string | null;
 }
 
-const USER_AGENT_MAX = 256;
+/** A session keeps this much of its client's user agent (a client chooses it). */
+export const SESSION_USER_AGENT_MAX = 256;
 
 /**
  * Starts a session for the user and returns its first access (and refresh) token. `id` may be
@@ -67,7 +68,7 @@ export async function startSession(
         createdAt: now,
         // On the database's clock: another instance compares it (db/now.ts).
         expiresAt: dbNowPlus(ctx.config.jwt.refreshExpiresIn * 1000, ctx.now),
-        userAgent: client?.userAgent?.slice(0, USER_AGENT_MAX) ?? null,
+        userAgent: client?.userAgent?.slice(0, SESSION_USER_AGENT_MAX) ?? null,
         ipAddress: client?.ip ?? null,
       })
       .returning(),
@@ -77,7 +78,7 @@ export async function startSession(
   return tokensFor(ctx, user, session, refreshToken, session.createdAt);
 }
 
-function tokensFor(
+export function tokensFor(
   ctx: Context,
   user: Pick<UserRow, 'id' | 'username' | 'email'>,
   session: Pick<typeof sessions.$inferSelect, 'id' | 'createdAt' | 'expiresAt'>,
