@@ -251,6 +251,8 @@ t.test('every event type of the issue lands in auth_events, through the API', as
   t.match(by('login_failed')[0].requestId, /\S/, 'the request id');
   t.match(by('registered')[0], { detail: { hasPassword: true }, sessionId: /^[0-9a-f-]{36}$/ }, 'registration logs in: its session');
   t.equal(by('login_succeeded')[0].sessionId, sid);
+  // Written by the login's one statement (services/login-statement.ts): the same row as any event's.
+  t.match(by('login_succeeded')[0], { clientAddress: '127.0.0.1', userAgent: ua, actor: null, reason: null, detail: null, requestId: /\S/ });
   t.equal(by('refresh_reuse_detected')[0].sessionId, sid);
   t.match(by('session_revoked')[0], { sessionId: b.payload.sid });
   t.match(by('logged_out'), [{ sessionId: a.payload.sid }, { detail: { scope: 'all' } }]);

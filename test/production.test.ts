@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import postgres from 'postgres';
 import t from 'tap';
 import { loadConfig } from '../src/config.js';
+import { call } from './process.js';
 
 const KEY = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
 const PG = 'postgres://auth@db.internal:5432/auth';
@@ -158,11 +159,7 @@ t.test('dist/main.cjs sizes libuv\'s thread pool to PASSWORD_HASH_CONCURRENCY; a
     const server = await start(['dist/main.cjs'], { ...PRODUCTION, DATA_DIR: dataDir, EMAIL_TRANSPORT: 'log', ALLOW_EMBEDDED_DATABASE: 'true', ARGON2_MEMORY_KIB: '1024', ARGON2_ITERATIONS: '1', ...env }, { bare: true });
     t.teardown(() => server.child.kill('SIGKILL'));
     const password = 'a long enough Passw0rd!';
-    const res = await fetch(`${server.url}/register`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ email: 'pool@example.com', username: 'pool', password1: password, password2: password }),
-    });
+    const res = await call(server.url, 'POST', '/register', { email: 'pool@example.com', username: 'pool', password1: password, password2: password });
     t.equal(res.status, 201, 'a registration (a hash on the pool)');
     const threads = readdirSync(`/proc/${server.child.pid}/task`).length;
     server.child.kill('SIGTERM');
