@@ -17,6 +17,7 @@ import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
 import postgres from 'postgres';
 import { StartupError } from '../lib/data-dir.js';
 import { trackPool } from './pool-stats.js';
+import { preparingEveryStatement } from './prepare-all.js';
 import { type Database, type DatabaseOptions, DEFAULT_DATABASE, isDatabaseUnavailable, MIGRATIONS_FOLDER, pgErrorOf, within } from './index.js';
 import { latestMigration, READINESS_SQL, readinessOf } from './readiness.js';
 import * as schema from './schema.js';
@@ -64,7 +65,7 @@ export async function openPostgres(url: string, options: DatabaseOptions = DEFAU
   let probe = openProbe();
   const latest = latestMigration();
 
-  const tracked = trackPool(client, options.poolSize, ['unsafe', 'begin']);
+  const tracked = trackPool(preparingEveryStatement(client), options.poolSize, ['unsafe', 'begin']);
   return {
     db: drizzlePostgres(tracked.client, { schema }),
     kind: 'postgres',
