@@ -10,8 +10,7 @@
 // schema.ts is the reference for them.
 import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
-import { shiftedNow } from '../db/now.js';
-import { dbOffsetMs } from '../db/now.js';
+import { dbOffsetMs, shiftedNow } from '../db/now.js';
 import { rawPrepared } from '../db/prepared.js';
 import type { UserRow } from '../db/schema.js';
 import { hashToken, newToken } from '../lib/tokens.js';
