@@ -1,7 +1,10 @@
 // POST /token (ObtainJSONWebTokenMixin) and GET /me: what a client sees when it logs in and uses
 // its access token. The contract: the README and the OpenAPI document (TokenOutput, errors).
+import { eq, sql } from 'drizzle-orm';
 import t, { type Test } from 'tap';
+import { sessions } from '../src/db/schema.js';
 import {
+  anotherPool,
   assertProblem,
   buildSiblingApp,
   buildTestApp,
@@ -11,6 +14,7 @@ import {
   registerUser,
   type Res,
   safeJson,
+  sleep,
   type TestApp,
   tokenIn,
   uniqueUser,
@@ -377,4 +381,32 @@ t.test('GET /me', async (t) => {
     const fresh = await post(h.app, '/token', { email: v.email, password: PASSWORD });
     t.equal((await get(h.app, '/me', fresh.body.token)).status, 200, 'a fresh login works again');
   });
+});
+
+t.test('an account deactivated while its login is checked gets no session (the write matches only an active account)', { skip: !process.env.TEST_DATABASE_URL && 'needs TEST_DATABASE_URL: another connection holds the account row' }, async (t) => {
+  const h = await buildTestApp(t);
+  const other = (await anotherPool(t, h))!;
+  const v = await verifiedUser(h);
+  const id = v.user.id as string;
+  const sessionsOf = async () => (await h.db.db.select({ id: sessions.id }).from(sessions).where(eq(sessions.userId, id))).length;
+  const before = await sessionsOf();
+  // Another instance holds the account's row: the login looks the account up and checks the
+  // password (reads are not blocked), then its write waits for the row. The account is
+  // deactivated meanwhile, and the write finds no active account once the lock is released.
+  let login: Promise<Res> | undefined;
+  await other.db.transaction(async (tx) => {
+    await tx.execute(sql`select 1 from users where id = ${id} for update`);
+    login = post(h.app, '/token', { email: v.email, password: PASSWORD });
+    for (let i = 0; ; i++) {
+      const [waiting] = await tx.execute<{ n: number }>(sql`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`);
+      if (waiting.n > 0) break;
+      if (i > 500) throw new Error('the login never waited for the row');
+      await sleep(10);
+    }
+    await tx.execute(sql`update users set is_active = false where id = ${id}`);
+  });
+  const res = await login!;
+  assertProblem(t, res, 'invalid_credentials', { detail: INVALID_CREDENTIALS });
+  t.equal(await sessionsOf(), before, 'no session was written for the deactivated account');
+  t.equal((await userRow(h, id)).isActive, false);
 });
