@@ -156,8 +156,10 @@ export async function login(ctx: Context, input: LoginInput): Promise<TokenOut &
   const unarchiving = user.archived;
   const upgradedHash = ctx.hasher.needsUpgrade(user.passwordHash!) ? await ctx.hasher.hash(input.password) : undefined;
   if (!unarchiving && webhookTargets(ctx.config, 'login_succeeded').length === 0) {
-    // The common case: one statement (services/login-statement.ts).
-    const [, written] = await Promise.all([forgive(), writeLogin(ctx, user, upgradedHash)]);
+    // The common case: one statement (services/login-statement.ts). A limits store that refuses
+    // the clearing (RATE_LIMIT_FAIL_CLOSED, logged by the store) does not undo a login written
+    // beside it: the failures then stay counted, the stricter side.
+    const [, written] = await Promise.all([forgive().catch(() => {}), writeLogin(ctx, user, upgradedHash)]);
     if (!written) throw new AppError('invalid_credentials'); // deactivated or deleted since the lookup
     const { account, ...tokens } = written;
     return { ...tokens, user: toUserOut(account), unarchiving };
