@@ -8,7 +8,8 @@ import { sql } from 'drizzle-orm';
 import t, { type Test } from 'tap';
 import { buildApp } from '../src/app.js';
 import type { App } from '../src/routes/types.js';
-import { assertProblem, buildSiblingApp, buildTestApp, get, makeDatabase, PASSWORD, post, smtpSink, testConfig, uniqueUser } from './helpers.js';
+import { rowsOf } from '../src/db/index.js';
+import { assertProblem, buildSiblingApp, buildTestApp, get, makeDatabase, outboxSettled, PASSWORD, post, registerUser, smtpSink, testConfig, uniqueUser } from './helpers.js';
 import { testRedis } from './redis-helpers.js';
 
 const THROTTLED_ROUTES = new Set(['/token/refresh', '/token/verify', '/token/revoke']);
@@ -110,6 +111,25 @@ t.test('three instances on PostgreSQL (or PGlite) + Redis share every limit thro
   const restarted = await buildSiblingApp(t, h, env);
   const res = await post(restarted, '/token', { email: uniqueUser().email, password: PASSWORD });
   assertProblem(t, res, 'rate_limited', { detail: /\d/, label: 'a restarted instance still counts the client' });
+});
+
+t.test('with Redis the mail caps count there, and a refused email is not written', { skip: redisSkip }, async (t) => {
+  if ('skip' in redis) return;
+  // The database store counts the caps inside the email's own statement
+  // (services/token-email-statement.ts); this is the other store's path (throttle.ts mayMail).
+  const env = { REDIS_URL: redis.url, REDIS_PREFIX: redis.prefix, MAIL_RECIPIENT_LIMIT: '1', MAIL_RECIPIENT_WINDOW: '60s', MAIL_RECIPIENT_DAILY_LIMIT: '2' };
+  const h = await buildTestApp(t, { env });
+  const u = await registerUser(h.app); // the first activation email
+  for (let i = 0; i < 3; i++) t.equal((await post(h.app, '/resend-activation-email', { email: u.email })).status, 202);
+  await outboxSettled(h);
+  t.equal(h.mail.to(u.email, 'Activate your account').length, 1, 'one activation email reached the address');
+  const tokens = await h.db.db.execute(sql`select count(*)::int as n from email_tokens where user_id = ${u.user.id}`);
+  t.same(rowsOf(tokens), [{ n: 1 }], 'and one activation token exists: the refused ones were not written');
+  const keys = await redis.keys();
+  const mailKeys = keys.filter((k) => k.startsWith(`${redis.prefix}mail:`));
+  t.equal(mailKeys.length, 2, 'the count of the kind and that of the day are in Redis', { keys });
+  const rows = await h.db.db.execute(sql`select count(*)::int as n from rate_limits where key like 'mail:%'`);
+  t.same(rowsOf(rows), [{ n: 0 }], 'and not in the database');
 });
 
 /** An app whose log lines are collected (warnings about the limits store). */

@@ -7,6 +7,11 @@ import type { PoolStats } from './pool-stats.js';
 import type { Readiness } from './readiness.js';
 import type * as schema from './schema.js';
 
+/** The rows of `execute`: postgres.js returns them as an array, PGlite as `{ rows }`. */
+export function rowsOf<Row>(result: unknown): Row[] {
+  return Array.isArray(result) ? (result as Row[]) : (result as { rows: Row[] }).rows;
+}
+
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../migrations', import.meta.url));
 
 // Drizzle's two drivers share the query-builder API; the service is written against this one.

@@ -4,8 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
-import type { Db } from './index.js';
-import { MIGRATIONS_FOLDER } from './index.js';
+import { type Db, MIGRATIONS_FOLDER, rowsOf } from './index.js';
 
 /** The journal timestamp of the newest migration of this build. */
 export function latestMigration(): number {
@@ -33,6 +32,6 @@ export function readinessCheck(db: Db): () => Promise<Readiness> {
       sql`select count(*)::int as n from drizzle.__drizzle_migrations where created_at >= ${latest}`,
     );
     // postgres.js answers an array of rows, PGlite { rows }.
-    return readinessOf(Array.isArray(result) ? result : (result as unknown as { rows: { n: number }[] }).rows);
+    return readinessOf(rowsOf<{ n: number }>(result));
   };
 }

@@ -16,6 +16,7 @@ import { enqueueEmail } from '../mail/outbox.js';
 import { activationEmail, emailChangeEmail, passwordResetEmail, passwordSetEmail } from '../mail/templates.js';
 import type { Context } from './context.js';
 import { mayMail } from './throttle.js';
+import { writeTokenEmail } from './token-email-statement.js';
 
 function purposeSettings(ctx: Context, purpose: EmailTokenPurpose, user: UserRow) {
   const { config } = ctx;
@@ -53,11 +54,15 @@ export async function sendTokenEmail(
 ): Promise<boolean> {
   const to = purpose === 'email_change' ? newEmail : user.email;
   if (!to) return false; // an account registered without an email cannot be mailed
-  if (!(await mayMail(ctx, tx, purpose, to))) return false;
   const { url, lifetime, render } = purposeSettings(ctx, purpose, user);
   const token = newToken();
-  const now = ctx.now();
-  const link = url.replace('{token}', encodeURIComponent(token));
+  const email = render(url.replace('{token}', encodeURIComponent(token)), lifetime);
+  const pendingEmail = purpose === 'email_change' ? to : null;
+  if (ctx.limits.kind === 'database') {
+    // The caps, the token and the email in one statement (services/token-email-statement.ts).
+    return writeTokenEmail(tx, ctx, { userId: user.id, purpose, tokenHash: hashToken(token), newEmail: pendingEmail, to, lifetimeMs: lifetime * 1000, email });
+  }
+  if (!(await mayMail(ctx, tx, purpose, to))) return false;
   // The token and its email do not depend on one another: issued together, postgres.js sends both
   // in one write on the transaction's connection (one round trip of waiting, not two).
   await Promise.all([
@@ -65,12 +70,12 @@ export async function sendTokenEmail(
       userId: user.id,
       purpose,
       tokenHash: hashToken(token),
-      newEmail: purpose === 'email_change' ? to : null,
-      createdAt: now,
+      newEmail: pendingEmail,
+      createdAt: ctx.now(),
       // On the database's clock: the instance that checks it may not be this one (db/now.ts).
       expiresAt: dbNowPlus(lifetime * 1000, ctx.now),
     }),
-    enqueueEmail(tx, { userId: user.id, address: to }, render(link, lifetime)),
+    enqueueEmail(tx, { userId: user.id, address: to }, email),
   ]);
   return true;
 }

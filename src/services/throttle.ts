@@ -47,18 +47,28 @@ export async function clearFailures(ctx: Context, key: string): Promise<void> {
 
 /**
  * Whether one more token email of `kind` may go to `address` now; counts it when it may. Counted in
- * the caller's transaction on the database store, so a rolled-back change is not counted.
+ * the caller's transaction on the database store, so a rolled-back change is not counted; that
+ * store counts within the email's own statement instead (services/token-email-statement.ts), and
+ * this is the Redis store's way.
  */
 export async function mayMail(ctx: Context, tx: Tx, kind: string, address: string): Promise<boolean> {
   const { perKind, window, daily } = ctx.config.mailCap;
-  const recipient = normalizeIdentifier(address).toLowerCase();
+  const keys = mailKeys(kind, address);
   if (perKind > 0) {
-    const hit = await ctx.limits.hit(limitKey(`mail:${kind}`, recipient), window * 1000, tx);
+    const hit = await ctx.limits.hit(keys.perKind, window * 1000, tx);
     if (hit.count > perKind) return false;
   }
   if (daily > 0) {
-    const hit = await ctx.limits.hit(limitKey('mail:day', recipient), 86_400_000, tx);
+    const hit = await ctx.limits.hit(keys.daily, DAY_MS, tx);
     if (hit.count > daily) return false;
   }
   return true;
+}
+
+export const DAY_MS = 86_400_000;
+
+/** The mail caps' keys for a token email of `kind` to `address`: its kind's, and the day's over every kind. */
+export function mailKeys(kind: string, address: string): { perKind: string; daily: string } {
+  const recipient = normalizeIdentifier(address).toLowerCase();
+  return { perKind: limitKey(`mail:${kind}`, recipient), daily: limitKey('mail:day', recipient) };
 }

@@ -2,8 +2,8 @@
 // by a single upsert, so concurrent hits from every instance on one PostgreSQL are serialised by the
 // row lock and each gets its own count. Windows are measured with the database's clock (now()), the
 // one clock all instances share; `offsetMs` lets the tests' movable clock move it too.
-import { sql } from 'drizzle-orm';
-import type { Db, Tx } from '../../db/index.js';
+import { type SQL, sql } from 'drizzle-orm';
+import { type Db, rowsOf, type Tx } from '../../db/index.js';
 import { shiftedNow } from '../../db/now.js';
 import { rawPrepared } from '../../db/prepared.js';
 import { rateLimits } from '../../db/schema.js';
@@ -15,13 +15,15 @@ type HitRow = { key: string; count: number; reset_ms: number };
 // One statement text for every hit: `hits` is a JSON array of { key, n, window_ms }, each key once,
 // and each key's count grows by its n (a window that has ended starts again from n). `now` is the
 // database's, moved by the tests' offset. Rows are inserted in key order, so two instances'
-// statements lock shared keys in the same order and cannot deadlock.
-const upsert = (hits: unknown, offsetMs: unknown) => {
+// statements lock shared keys in the same order and cannot deadlock. `when` makes the counting
+// conditional (a step of a larger statement: services/token-email-statement.ts).
+export const countHits = (hits: unknown, offsetMs: unknown, when: SQL = sql`true`) => {
   const now = shiftedNow(offsetMs);
   return sql`
       insert into ${rateLimits} (key, count, reset_at)
       select h.key, h.n, ${now} + h.window_ms * interval '1 millisecond'
         from json_to_recordset(${hits}::json) as h(key text, n int, window_ms float8)
+        where ${when}
         order by h.key
       on conflict (key) do update set
         count = case when ${rateLimits.resetAt} <= ${now} then excluded.count else ${rateLimits.count} + excluded.count end,
@@ -35,7 +37,7 @@ const upsert = (hits: unknown, offsetMs: unknown) => {
 // execution of it, prepared once per database, and each hit gets its own count back (the key's new
 // count minus the hits after it in the batch), as if they had come one by one. A key always comes
 // with the same window (the key names its limit); in one batch, its first hit's window counts.
-const preparedHits = rawPrepared<HitRow>('rate_limit_hits', () => upsert(sql.placeholder('hits'), sql.placeholder('offset')));
+const preparedHits = rawPrepared<HitRow>('rate_limit_hits', () => countHits(sql.placeholder('hits'), sql.placeholder('offset')));
 
 const toHit = (row: HitRow, laterInBatch = 0): Hit => ({
   count: Number(row.count) - laterInBatch,
@@ -71,9 +73,8 @@ export function databaseStore(db: Db, offsetMs: () => number = () => 0): LimitSt
   const batched = batchedHits(db, offsetMs);
   async function hit(key: string, windowMs: number, tx?: Tx): Promise<Hit> {
     if (tx) {
-      const rows = await tx.execute<HitRow>(upsert(JSON.stringify([{ key, n: 1, window_ms: windowMs }]), offsetMs()));
-      // postgres.js returns the rows as an array, PGlite as { rows }.
-      return toHit((Array.isArray(rows) ? rows : (rows as unknown as { rows: HitRow[] }).rows)[0]);
+      const result = await tx.execute<HitRow>(countHits(JSON.stringify([{ key, n: 1, window_ms: windowMs }]), offsetMs()));
+      return toHit(rowsOf<HitRow>(result)[0]);
     }
     return batched({ key, windowMs });
   }
