@@ -18,7 +18,10 @@ import type { Context } from './context.js';
 import { mayMail } from './throttle.js';
 import { writeTokenEmail } from './token-email-statement.js';
 
-function purposeSettings(ctx: Context, purpose: EmailTokenPurpose, user: UserRow) {
+/** What a token email needs of its account. */
+export type MailedAccount = Pick<UserRow, 'id' | 'email' | 'username' | 'firstName' | 'verified'>;
+
+function purposeSettings(ctx: Context, purpose: EmailTokenPurpose, user: MailedAccount) {
   const { config } = ctx;
   // Names only to a proven address (mail/templates.ts): a verified account's stored address.
   const name = user.verified ? user.firstName || user.username : null;
@@ -48,7 +51,7 @@ function purposeSettings(ctx: Context, purpose: EmailTokenPurpose, user: UserRow
 export async function sendTokenEmail(
   tx: Tx,
   ctx: Context,
-  user: UserRow,
+  user: MailedAccount,
   purpose: EmailTokenPurpose,
   newEmail?: string,
 ): Promise<boolean> {
