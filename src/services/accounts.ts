@@ -16,6 +16,7 @@ import type { Context } from './context.js';
 import { requestEmail, REQUEST_KINDS } from './email-requests.js';
 import { consumeEmailToken, killEmailTokens, sendTokenEmail } from './email-tokens.js';
 import { recordEvent } from './events.js';
+import { countAndFind } from './login-lookup.js';
 import { writeLogin } from './login-statement.js';
 import { endAllSessions, startSession } from './sessions.js';
 import { clearFailures, confirmKey, countPasswordAttempt, loginKey } from './throttle.js';
@@ -160,9 +161,9 @@ export async function login(ctx: Context, input: LoginInput): Promise<TokenOut &
   // before the password is checked, so that a locked identifier answers the same for everyone.
   const throttleKey = loginKey(fields[0], input[fields[0]]!);
   ctx.hasher.admit(); // a 503 for load is not an attempt
-  // The count and the lookup together (one round trip of waiting): the count still comes before
+  // The count and the lookup together (services/login-lookup.ts): the count still comes before
   // the password is checked, and a refused attempt answers the same whatever the lookup found.
-  const [, user] = await Promise.all([countPasswordAttempt(ctx, throttleKey), findUserBy(ctx.db, fields[0], input[fields[0]]!)]);
+  const user = await countAndFind(ctx, throttleKey, fields[0], input[fields[0]]!);
   // The hash is checked even when there is no account (against a dummy hash): the same answer in
   // the same time for an unknown identifier, a wrong password, a passwordless or inactive account.
   const ok = await ctx.hasher.verify(user?.passwordHash ?? null, input.password);
@@ -183,10 +184,15 @@ export async function login(ctx: Context, input: LoginInput): Promise<TokenOut &
   const unarchiving = user.archived;
   const upgradedHash = ctx.hasher.needsUpgrade(user.passwordHash!) ? await ctx.hasher.hash(input.password) : undefined;
   if (!unarchiving && webhookTargets(ctx.config, 'login_succeeded').length === 0) {
-    // The common case: one statement (services/login-statement.ts). A limits store that refuses
-    // the clearing (RATE_LIMIT_FAIL_CLOSED, logged by the store) does not undo a login written
-    // beside it: the failures then stay counted, the stricter side.
-    const [, written] = await Promise.all([forgive().catch(() => {}), writeLogin(ctx, user, upgradedHash)]);
+    // The common case: one statement (services/login-statement.ts), which also clears the failures
+    // when they are counted in the database. A Redis store is cleared beside it; if that store
+    // refuses (RATE_LIMIT_FAIL_CLOSED, logged by the store), the login written beside it stands:
+    // the failures then stay counted, the stricter side.
+    const inStatement = ctx.limits.kind === 'database';
+    const [, written] = await Promise.all([
+      inStatement ? undefined : forgive().catch(() => {}),
+      writeLogin(ctx, user, upgradedHash, inStatement ? throttleKey : null),
+    ]);
     if (!written) throw new AppError('invalid_credentials'); // deactivated or deleted since the lookup
     const { account, ...tokens } = written;
     return { ...tokens, user: toUserOut(account), unarchiving };

@@ -1,8 +1,9 @@
 // A successful login's writes as one prepared statement (a data-modifying CTE): the account's
 // update (last login, un-archive, an upgraded hash), its new session and first refresh token, and
-// the login_succeeded audit row. One statement is atomic without BEGIN and COMMIT, so the login
-// after its hash costs one socket write and one backend wakeup where a transaction cost three, and
-// no query is built per call (issue 10, item 6).
+// the login_succeeded audit row; and the identifier's failure count is cleared when it is kept in
+// the database. One statement is atomic without BEGIN and COMMIT, so the login after its hash
+// costs one socket write and one backend wakeup where a transaction cost three, and no query is
+// built per call (issue 10, item 6).
 //
 // Only the common case takes it: no webhook to queue for login_succeeded and no archived account
 // (whose login is also an account_unarchived event). Those keep the transaction in accounts.ts.
@@ -64,18 +65,22 @@ const loginStatement = rawPrepared<Row>(
         ${sql.placeholder('ip')}::text, ${sql.placeholder('eventUserAgent')}::text, ${sql.placeholder('requestId')}::text,
         ${sql.placeholder('now')}::timestamptz
       from account
+    ), cleared as (
+      delete from rate_limits where key = ${sql.placeholder('clearKey')}::text and exists (select from account)
     )
     select account.*, session.expires_ms from account, session`,
 );
 
 /**
  * Writes a successful login of `user` (found and checked by the caller) and returns its tokens and
- * the updated account; undefined when the account is no longer active.
+ * the updated account; undefined when the account is no longer active. `clearKey`: a key of the
+ * database limits store to delete with it (the identifier's failures), or null.
  */
 export async function writeLogin(
   ctx: Context,
   user: UserRow,
   upgradedHash: string | undefined,
+  clearKey: string | null,
 ): Promise<(Omit<TokenOut, 'user' | 'unarchiving'> & { account: UserRow }) | undefined> {
   const now = ctx.now();
   const sessionId = randomUUID();
@@ -95,6 +100,7 @@ export async function writeLogin(
     eventId,
     eventUserAgent: client?.userAgent?.slice(0, AUDIT_USER_AGENT_MAX) ?? null,
     requestId: ctx.requestId ?? null,
+    clearKey,
   });
   if (!row) return undefined;
   announceEvent(ctx, eventId, { type: 'login_succeeded', userId: user.id, sessionId });

@@ -15,7 +15,7 @@ import { limitKey } from '../lib/store/index.js';
 import type { Context } from './context.js';
 import { normalizeIdentifier } from './users.js';
 
-const lockedError = (resetMs: number) => {
+export const lockedError = (resetMs: number) => {
   const seconds = Math.max(1, Math.ceil(resetMs / 1000));
   return new AppError('rate_limited', {
     detail: `Too many failed attempts for this account, try again in ${seconds} seconds.`,

@@ -12,12 +12,11 @@ import type { UserOut } from '../schemas.js';
 /** Identifiers are stored NFKC-normalised (so full-width ＡＢＣ and ABC are one name) and compared lower-cased. */
 export const normalizeIdentifier = (value: string): string => value.normalize('NFKC');
 
-const byIdentifier = (db: Db | Tx, field: 'email' | 'username', value: unknown) =>
-  db
-    .select()
-    .from(users)
-    .where(sql`lower(${field === 'email' ? users.email : users.username}) = lower(${value})`)
-    .limit(1);
+/** The account whose email or username is `value` (normalised), case-insensitively. */
+export const identifierIs = (field: 'email' | 'username', value: unknown) =>
+  sql`lower(${field === 'email' ? users.email : users.username}) = lower(${value})`;
+
+const byIdentifier = (db: Db | Tx, field: 'email' | 'username', value: unknown) => db.select().from(users).where(identifierIs(field, value)).limit(1);
 
 // Login runs this on every attempt: built and prepared once per database (no query building, no
 // describe round trip per call), as the bearer session lookup is.
