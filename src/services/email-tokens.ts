@@ -16,7 +16,7 @@ import { enqueueEmail } from '../mail/outbox.js';
 import { activationEmail, emailChangeEmail, passwordResetEmail, passwordSetEmail } from '../mail/templates.js';
 import type { Context } from './context.js';
 import { mayMail } from './throttle.js';
-import { writeTokenEmail } from './token-email-statement.js';
+import { type TokenEmail, writeTokenEmail } from './token-email-statement.js';
 
 /** What a token email needs of its account. */
 export type MailedAccount = Pick<UserRow, 'id' | 'email' | 'username' | 'firstName' | 'verified'>;
@@ -42,11 +42,36 @@ function purposeSettings(ctx: Context, purpose: EmailTokenPurpose, user: MailedA
 }
 
 /**
- * Creates a token for `purpose` and puts its email in the outbox, both in the caller's transaction.
- * The email goes to the stored address — or, for an email change, to the new address the token
- * will move the account to — never to a string taken from the request otherwise. Over the
- * recipient's mail cap (services/throttle.ts) nothing is created or sent and false is returned;
- * callers answer the same either way.
+ * A new token for `purpose` and its email, not yet written: the email goes to the stored address —
+ * or, for an email change, to the new address the token will move the account to — never to a
+ * string taken from the request otherwise; the raw token is in the email only. Undefined when
+ * there is no address to mail.
+ */
+export function newTokenEmail(
+  ctx: Context,
+  user: MailedAccount,
+  purpose: EmailTokenPurpose,
+  newEmail?: string,
+): TokenEmail | undefined {
+  const to = purpose === 'email_change' ? newEmail : user.email;
+  if (!to) return undefined; // an account registered without an email cannot be mailed
+  const { url, lifetime, render } = purposeSettings(ctx, purpose, user);
+  const token = newToken();
+  return {
+    userId: user.id,
+    purpose,
+    tokenHash: hashToken(token),
+    newEmail: purpose === 'email_change' ? to : null,
+    to,
+    lifetimeMs: lifetime * 1000,
+    email: render(url.replace('{token}', encodeURIComponent(token)), lifetime),
+  };
+}
+
+/**
+ * Creates a token for `purpose` and puts its email in the outbox (newTokenEmail), both in the
+ * caller's transaction. Over the recipient's mail cap (services/throttle.ts) nothing is created or
+ * sent and false is returned; callers answer the same either way.
  */
 export async function sendTokenEmail(
   tx: Tx,
@@ -55,30 +80,24 @@ export async function sendTokenEmail(
   purpose: EmailTokenPurpose,
   newEmail?: string,
 ): Promise<boolean> {
-  const to = purpose === 'email_change' ? newEmail : user.email;
-  if (!to) return false; // an account registered without an email cannot be mailed
-  const { url, lifetime, render } = purposeSettings(ctx, purpose, user);
-  const token = newToken();
-  const email = render(url.replace('{token}', encodeURIComponent(token)), lifetime);
-  const pendingEmail = purpose === 'email_change' ? to : null;
-  if (ctx.limits.kind === 'database') {
-    // The caps, the token and the email in one statement (services/token-email-statement.ts).
-    return writeTokenEmail(tx, ctx, { userId: user.id, purpose, tokenHash: hashToken(token), newEmail: pendingEmail, to, lifetimeMs: lifetime * 1000, email });
-  }
-  if (!(await mayMail(ctx, tx, purpose, to))) return false;
+  const mail = newTokenEmail(ctx, user, purpose, newEmail);
+  if (!mail) return false;
+  // The caps, the token and the email in one statement (services/token-email-statement.ts).
+  if (ctx.limits.kind === 'database') return writeTokenEmail(tx, ctx, mail);
+  if (!(await mayMail(ctx, tx, purpose, mail.to))) return false;
   // The token and its email do not depend on one another: issued together, postgres.js sends both
   // in one write on the transaction's connection (one round trip of waiting, not two).
   await Promise.all([
     tx.insert(emailTokens).values({
       userId: user.id,
       purpose,
-      tokenHash: hashToken(token),
-      newEmail: pendingEmail,
+      tokenHash: mail.tokenHash,
+      newEmail: mail.newEmail,
       createdAt: ctx.now(),
       // On the database's clock: the instance that checks it may not be this one (db/now.ts).
-      expiresAt: dbNowPlus(lifetime * 1000, ctx.now),
+      expiresAt: dbNowPlus(mail.lifetimeMs, ctx.now),
     }),
-    enqueueEmail(tx, { userId: user.id, address: to }, email),
+    enqueueEmail(tx, { userId: user.id, address: mail.to }, mail.email),
   ]);
   return true;
 }

@@ -7,66 +7,29 @@
 //
 // Only the common case takes it: no webhook to queue for login_succeeded and no archived account
 // (whose login is also an account_unarchived event). Those keep the transaction in accounts.ts.
-// Column names are spelled out because this is the statement's text as PostgreSQL prepares it;
-// schema.ts is the reference for them.
-import { randomUUID } from 'node:crypto';
+// The session's steps are account-statements.ts's, shared with a registration's statement.
 import { sql } from 'drizzle-orm';
-import { dbOffsetMs, shiftedNow } from '../db/now.js';
 import { rawPrepared } from '../db/prepared.js';
 import type { UserRow } from '../db/schema.js';
-import { hashToken, newToken } from '../lib/tokens.js';
 import type { TokenOut } from '../schemas.js';
-import { AUDIT_USER_AGENT_MAX } from './audit-log.js';
+import { ACCOUNT_COLUMNS, type AccountRow, accountOf, type SessionValues, sessionSteps, sessionValues } from './account-statements.js';
 import type { Context } from './context.js';
-import { announceEvent } from './events.js';
-import { SESSION_USER_AGENT_MAX, tokensFor } from './sessions.js';
 
-interface Row {
-  id: string;
-  email: string | null;
-  username: string | null;
-  username_skeleton: string | null;
-  first_name: string;
-  last_name: string;
-  password_hash: string | null;
-  is_active: boolean;
-  verified: boolean;
-  archived: boolean;
-  date_joined_ms: number;
-  expires_ms: number;
-}
+type Values = SessionValues & { userId: string; newHash: string | null; clearKey: string | null };
+const p = (name: keyof Values) => sql.placeholder(name);
 
-// Milliseconds as exact numbers: extract(epoch) is numeric, so floor(… * 1000) loses nothing that
-// a Date holds. The update matches only an active account: one deactivated or deleted since the
-// lookup gets no session (the inserts read the update's row).
-const loginStatement = rawPrepared<Row>(
+// The update matches only an active account: one deactivated or deleted since the lookup gets no
+// session (the inserts read the update's row), and keeps its failure count.
+const loginStatement = rawPrepared<AccountRow & { expires_ms: number }>(
   'login_write',
   () => sql`
     with account as (
-      update users set last_login = ${sql.placeholder('now')}::timestamptz, archived = false,
-        password_hash = coalesce(${sql.placeholder('newHash')}::text, password_hash)
-      where id = ${sql.placeholder('userId')}::uuid and is_active
-      returning id, email, username, username_skeleton, first_name, last_name, password_hash, is_active, verified, archived,
-        floor(extract(epoch from date_joined) * 1000)::float8 as date_joined_ms
-    ), session as (
-      insert into sessions (id, user_id, created_at, expires_at, user_agent, ip_address)
-      select ${sql.placeholder('sessionId')}::uuid, id, ${sql.placeholder('now')}::timestamptz,
-        ${shiftedNow(sql.placeholder('offsetMs'))} + ${sql.placeholder('lifetimeMs')}::float8 * interval '1 millisecond',
-        ${sql.placeholder('sessionUserAgent')}::text, ${sql.placeholder('ip')}::text
-      from account
-      returning id, floor(extract(epoch from expires_at) * 1000)::float8 as expires_ms
-    ), refresh as (
-      insert into refresh_tokens (session_id, token_hash, created_at)
-      select id, ${sql.placeholder('refreshHash')}::text, ${sql.placeholder('now')}::timestamptz
-      from session where ${sql.placeholder('refreshHash')}::text is not null
-    ), event as (
-      insert into auth_events (id, type, user_id, session_id, client_address, user_agent, request_id, created_at)
-      select ${sql.placeholder('eventId')}::uuid, 'login_succeeded', id, ${sql.placeholder('sessionId')}::uuid,
-        ${sql.placeholder('ip')}::text, ${sql.placeholder('eventUserAgent')}::text, ${sql.placeholder('requestId')}::text,
-        ${sql.placeholder('now')}::timestamptz
-      from account
-    ), cleared as (
-      delete from rate_limits where key = ${sql.placeholder('clearKey')}::text and exists (select from account)
+      update users set last_login = ${p('now')}::timestamptz, archived = false,
+        password_hash = coalesce(${p('newHash')}::text, password_hash)
+      where id = ${p('userId')}::uuid and is_active
+      returning ${ACCOUNT_COLUMNS}
+    ), ${sessionSteps(p)}, cleared as (
+      delete from rate_limits where key = ${p('clearKey')}::text and exists (select from account)
     )
     select account.*, session.expires_ms from account, session`,
 );
@@ -82,43 +45,10 @@ export async function writeLogin(
   upgradedHash: string | undefined,
   clearKey: string | null,
 ): Promise<(Omit<TokenOut, 'user' | 'unarchiving'> & { account: UserRow }) | undefined> {
-  const now = ctx.now();
-  const sessionId = randomUUID();
-  const eventId = randomUUID();
-  const refreshToken = ctx.config.jwt.longRunningRefreshToken ? newToken() : undefined;
-  const { client } = ctx;
-  const [row] = await loginStatement(ctx.db).all({
-    now: now.toISOString(),
-    offsetMs: dbOffsetMs(ctx.now),
-    newHash: upgradedHash ?? null,
-    userId: user.id,
-    sessionId,
-    lifetimeMs: ctx.config.jwt.refreshExpiresIn * 1000,
-    sessionUserAgent: client?.userAgent?.slice(0, SESSION_USER_AGENT_MAX) ?? null,
-    ip: client?.ip ?? null,
-    refreshHash: refreshToken ? hashToken(refreshToken) : null,
-    eventId,
-    eventUserAgent: client?.userAgent?.slice(0, AUDIT_USER_AGENT_MAX) ?? null,
-    requestId: ctx.requestId ?? null,
-    clearKey,
-  });
+  const { values, done } = sessionValues(ctx, { type: 'login_succeeded' }, true);
+  const all: Values = { ...values, userId: user.id, newHash: upgradedHash ?? null, clearKey };
+  const [row] = await loginStatement(ctx.db).all(all);
   if (!row) return undefined;
-  announceEvent(ctx, eventId, { type: 'login_succeeded', userId: user.id, sessionId });
-  const account: UserRow = {
-    id: row.id,
-    email: row.email,
-    username: row.username,
-    usernameSkeleton: row.username_skeleton,
-    firstName: row.first_name,
-    lastName: row.last_name,
-    passwordHash: row.password_hash,
-    isActive: row.is_active,
-    verified: row.verified,
-    archived: row.archived,
-    dateJoined: new Date(Number(row.date_joined_ms)),
-    lastLogin: now,
-  };
-  const session = { id: sessionId, createdAt: now, expiresAt: new Date(Number(row.expires_ms)) };
-  // Issued at the session's start, as startSession's tokens are.
-  return { ...tokensFor(ctx, account, session, refreshToken, now), account };
+  const account = accountOf(row);
+  return { ...done(account, row.expires_ms)!, account };
 }

@@ -7,7 +7,7 @@
 // Column names are spelled out because this is the statement's text; schema.ts is the reference
 // for them. Its text is the same for every call (the values are parameters; a disabled cap counts
 // an empty list), so the driver prepares it once per connection (db/prepare-all.ts).
-import { sql } from 'drizzle-orm';
+import { type SQL, sql } from 'drizzle-orm';
 import { rowsOf, type Tx } from '../db/index.js';
 import { dbOffsetMs, shiftedNow } from '../db/now.js';
 import type { EmailTokenPurpose } from '../db/schema.js';
@@ -28,16 +28,19 @@ export interface TokenEmail {
   email: Rendered;
 }
 
-/** Writes the token and its email in `tx` unless a mail cap refuses; whether it did. */
-export async function writeTokenEmail(tx: Tx, ctx: Context, mail: TokenEmail): Promise<boolean> {
+/**
+ * CTEs `per_kind`, `per_day`, `allowed` (one row when both caps allow the email), `token` and
+ * `email`: the steps of writeTokenEmail, for a statement that has more to do (register-statement.ts).
+ */
+export function tokenEmailSteps(ctx: Context, mail: TokenEmail): SQL {
   const { perKind, window, daily } = ctx.config.mailCap;
   const keys = mailKeys(mail.purpose, mail.to);
   const offset = dbOffsetMs(ctx.now);
   const hitList = (key: string, windowMs: number, limit: number) =>
     JSON.stringify(limit > 0 ? [{ key, n: 1, window_ms: windowMs }] : []);
   const kindAllows = sql`not exists (select from per_kind where count > ${perKind})`;
-  const result = await tx.execute<{ sent: boolean }>(sql`
-    with per_kind as (${countHits(hitList(keys.perKind, window * 1000, perKind), offset)}),
+  return sql`
+    per_kind as (${countHits(hitList(keys.perKind, window * 1000, perKind), offset)}),
     per_day as (${countHits(hitList(keys.daily, DAY_MS, daily), offset, kindAllows)}),
     allowed as (
       select where ${kindAllows} and not exists (select from per_day where count > ${daily})
@@ -51,7 +54,11 @@ export async function writeTokenEmail(tx: Tx, ctx: Context, mail: TokenEmail): P
       select ${mail.userId}::uuid, ${mail.to}::text, ${mail.email.kind}::text, ${mail.email.subject}::text,
         ${mail.email.text}::text, ${mail.email.html}::text
       from allowed
-    )
-    select exists (select from allowed) as sent`);
+    )`;
+}
+
+/** Writes the token and its email in `tx` unless a mail cap refuses; whether it did. */
+export async function writeTokenEmail(tx: Tx, ctx: Context, mail: TokenEmail): Promise<boolean> {
+  const result = await tx.execute<{ sent: boolean }>(sql`with ${tokenEmailSteps(ctx, mail)} select exists (select from allowed) as sent`);
   return rowsOf<{ sent: boolean }>(result)[0].sent;
 }
