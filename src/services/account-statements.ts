@@ -127,5 +127,5 @@ export function sessionValues(ctx: Context, event: Pick<SecurityEvent, 'type' | 
     // Issued at the session's start, as startSession's tokens are.
     return tokensFor(ctx, account, session, refreshToken, now);
   };
-  return { values, now, done };
+  return { values, done };
 }

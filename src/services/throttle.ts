@@ -46,10 +46,10 @@ export async function clearFailures(ctx: Context, key: string): Promise<void> {
 }
 
 /**
- * Whether one more token email of `kind` may go to `address` now; counts it when it may. Counted in
- * the caller's transaction on the database store, so a rolled-back change is not counted; that
- * store counts within the email's own statement instead (services/token-email-statement.ts), and
- * this is the Redis store's way.
+ * Whether one more token email of `kind` may go to `address` now; counts it when it may. This is
+ * the Redis store's way: the database store counts inside the email's own statement, in the
+ * caller's transaction, so that a rolled-back change is not counted
+ * (services/token-email-statement.ts).
  */
 export async function mayMail(ctx: Context, tx: Tx, kind: string, address: string): Promise<boolean> {
   const { perKind, window, daily } = ctx.config.mailCap;
