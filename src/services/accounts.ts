@@ -50,60 +50,34 @@ export async function register(
   // Registration logs in when it can (unverified accounts may, by default): its session is the
   // registered event's, and the account's first login is now.
   const logsIn = passwordHash !== null && config.allowLoginNotVerified;
-  if (passwordHash !== null && ctx.limits.kind === 'database' && webhookTargets(config, 'registered').length === 0) {
+  if (passwordHash !== null && webhookTargets(config, 'registered').length === 0) {
     // The common case: one statement (services/register-statement.ts).
     const { account, tokens } = await withUniqueCheck(() => writeRegistration(ctx, profile, passwordHash, logsIn));
     ctx.mailQueued();
     return { ...tokens, user: toUserOut(account) };
   }
+  // Passwordless (perhaps two emails) or with a webhook to queue: a transaction.
   const result = await withUniqueCheck(() =>
     ctx.db.transaction(async (tx) => {
       const now = ctx.now();
-      // The account's id is made here, so its session, email and event need nothing back from its
-      // insert: all are issued at once, the insert first, and postgres.js sends them in one write
-      // that the transaction runs in order (one wait, not two). They need only these fields.
-      const account = {
-        id: randomUUID(),
-        email: profile.email ?? null,
-        username: profile.username ?? null,
-        firstName: profile.firstName ?? '',
-        verified: false,
-      };
-      const inserted = tx
+      const [user] = await tx
         .insert(users)
-        .values({ ...withSkeleton(profile), id: account.id, passwordHash, dateJoined: now, ...(logsIn ? { lastLogin: now } : {}) })
-        .returning()
-        .then(([row]) => row); // sent now: ahead of everything below
+        .values({ ...withSkeleton(profile), passwordHash, dateJoined: now, ...(logsIn ? { lastLogin: now } : {}) })
+        .returning();
+      // Once the account exists, its email, its session and the event do not depend on one
+      // another: issued together, postgres.js pipelines them on the transaction's connection.
       const sessionId = logsIn ? randomUUID() : undefined;
-      const [user, tokens] = await firstErrorWins(
-        inserted,
-        Promise.all([
-          inserted,
-          logsIn ? startSession(tx, ctx, account, ctx.client, sessionId) : undefined,
-          config.sendActivationEmail ? sendTokenEmail(tx, ctx, account, 'activation') : undefined,
-          !passwordHash && config.sendPasswordSetEmail ? sendTokenEmail(tx, ctx, account, 'password_set') : undefined,
-          recordEvent(ctx, tx, { type: 'registered', userId: account.id, sessionId, detail: { hasPassword: passwordHash !== null } }),
-        ]),
-      );
+      const [tokens] = await Promise.all([
+        logsIn ? startSession(tx, ctx, user, ctx.client, sessionId) : undefined,
+        config.sendActivationEmail ? sendTokenEmail(tx, ctx, user, 'activation') : undefined,
+        !passwordHash && config.sendPasswordSetEmail ? sendTokenEmail(tx, ctx, user, 'password_set') : undefined,
+        recordEvent(ctx, tx, { type: 'registered', userId: user.id, sessionId, detail: { hasPassword: passwordHash !== null } }),
+      ]);
       return { ...tokens, user: toUserOut(user) };
     }),
   );
   ctx.mailQueued();
   return result;
-}
-
-/**
- * `all`'s value. When it fails and `first` (a statement issued ahead of the others on the same
- * transaction) failed too, `first`'s error is thrown: the others failed only because it aborted
- * the transaction (for withUniqueCheck, a taken email's unique violation).
- */
-async function firstErrorWins<T>(first: Promise<unknown>, all: Promise<T>): Promise<T> {
-  try {
-    return await all;
-  } catch (err) {
-    await first;
-    throw err;
-  }
 }
 
 /** Both passwords, checked by the rules; or, under passwordless registration, neither. */

@@ -8,14 +8,12 @@
 //   (killEmailTokens), so an old link found in a mailbox is worthless.
 import { and, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { Tx } from '../db/index.js';
-import { dbNow, dbNowPlus } from '../db/now.js';
+import { dbNow } from '../db/now.js';
 import { EMAIL_TOKEN_PURPOSES, type EmailTokenPurpose, emailTokens, type UserRow, users } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import { hashToken, newToken } from '../lib/tokens.js';
-import { enqueueEmail } from '../mail/outbox.js';
 import { activationEmail, emailChangeEmail, passwordResetEmail, passwordSetEmail } from '../mail/templates.js';
 import type { Context } from './context.js';
-import { mayMail } from './throttle.js';
 import { type TokenEmail, writeTokenEmail } from './token-email-statement.js';
 
 /** What a token email needs of its account. */
@@ -81,25 +79,8 @@ export async function sendTokenEmail(
   newEmail?: string,
 ): Promise<boolean> {
   const mail = newTokenEmail(ctx, user, purpose, newEmail);
-  if (!mail) return false;
   // The caps, the token and the email in one statement (services/token-email-statement.ts).
-  if (ctx.limits.kind === 'database') return writeTokenEmail(tx, ctx, mail);
-  if (!(await mayMail(ctx, tx, purpose, mail.to))) return false;
-  // The token and its email do not depend on one another: issued together, postgres.js sends both
-  // in one write on the transaction's connection (one round trip of waiting, not two).
-  await Promise.all([
-    tx.insert(emailTokens).values({
-      userId: user.id,
-      purpose,
-      tokenHash: mail.tokenHash,
-      newEmail: mail.newEmail,
-      createdAt: ctx.now(),
-      // On the database's clock: the instance that checks it may not be this one (db/now.ts).
-      expiresAt: dbNowPlus(mail.lifetimeMs, ctx.now),
-    }),
-    enqueueEmail(tx, { userId: user.id, address: mail.to }, mail.email),
-  ]);
-  return true;
+  return mail ? writeTokenEmail(tx, ctx, mail) : false;
 }
 
 /** The account a token of that purpose belongs to, without consuming it (for the password-similarity rule). */

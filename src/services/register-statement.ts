@@ -5,9 +5,8 @@
 // item 6). A taken email or username fails the statement with the unique index's error, as the
 // transaction's insert did (users.ts withUniqueCheck).
 //
-// Only the common case takes it: a password, the limits in the database (the mail caps are counted
-// in the statement) and no webhook to queue for `registered`. The rest keeps the transaction in
-// accounts.ts.
+// Only the common case takes it: a password and no webhook to queue for `registered`. The rest
+// keeps the transaction in accounts.ts.
 import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { rowsOf } from '../db/index.js';
@@ -16,7 +15,7 @@ import type { Tokens } from '../schemas.js';
 import { ACCOUNT_COLUMNS, type AccountRow, accountOf, sessionSteps, sessionValues } from './account-statements.js';
 import type { Context } from './context.js';
 import { newTokenEmail } from './email-tokens.js';
-import { tokenEmailSteps } from './token-email-statement.js';
+import { capsBefore, tokenEmailSteps } from './token-email-statement.js';
 import { withSkeleton } from './users.js';
 
 export interface NewAccount {
@@ -36,9 +35,9 @@ export async function writeRegistration(
   const { values, done } = sessionValues(ctx, { type: 'registered', detail: { hasPassword: true } }, logsIn);
   const id = randomUUID();
   const { email = null, username = null, firstName = '', lastName = '', usernameSkeleton = null } = withSkeleton(profile);
-  const activation = ctx.config.sendActivationEmail
-    ? newTokenEmail(ctx, { id, email, username, firstName, verified: false }, 'activation')
-    : undefined;
+  const mail = ctx.config.sendActivationEmail ? newTokenEmail(ctx, { id, email, username, firstName, verified: false }, 'activation') : undefined;
+  // Over a cap counted outside the statement (Redis), the account is made without its email.
+  const activation = mail && (await capsBefore(ctx, mail)) ? mail : undefined;
   const result = await ctx.db.execute(sql`
     with account as (
       insert into users (id, email, username, username_skeleton, first_name, last_name, password_hash, date_joined, last_login)

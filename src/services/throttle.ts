@@ -9,7 +9,6 @@
 // - token emails per recipient address (mail bombing): MAIL_RECIPIENT_LIMIT of each kind per
 //   MAIL_RECIPIENT_WINDOW, and MAIL_RECIPIENT_DAILY_LIMIT of all kinds a day. Over the cap the
 //   email is silently not sent: the API's answer (202, or the change itself) stays the same.
-import type { Tx } from '../db/index.js';
 import { AppError } from '../errors.js';
 import { limitKey } from '../lib/store/index.js';
 import type { Context } from './context.js';
@@ -47,19 +46,19 @@ export async function clearFailures(ctx: Context, key: string): Promise<void> {
 
 /**
  * Whether one more token email of `kind` may go to `address` now; counts it when it may. This is
- * the Redis store's way: the database store counts inside the email's own statement, in the
- * caller's transaction, so that a rolled-back change is not counted
+ * the Redis store's way, counted before the change is written: the database store counts inside
+ * the email's own statement, so that a rolled-back change is not counted
  * (services/token-email-statement.ts).
  */
-export async function mayMail(ctx: Context, tx: Tx, kind: string, address: string): Promise<boolean> {
+export async function mayMail(ctx: Context, kind: string, address: string): Promise<boolean> {
   const { perKind, window, daily } = ctx.config.mailCap;
   const keys = mailKeys(kind, address);
   if (perKind > 0) {
-    const hit = await ctx.limits.hit(keys.perKind, window * 1000, tx);
+    const hit = await ctx.limits.hit(keys.perKind, window * 1000);
     if (hit.count > perKind) return false;
   }
   if (daily > 0) {
-    const hit = await ctx.limits.hit(keys.daily, DAY_MS, tx);
+    const hit = await ctx.limits.hit(keys.daily, DAY_MS);
     if (hit.count > daily) return false;
   }
   return true;

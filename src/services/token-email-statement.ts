@@ -1,8 +1,9 @@
-// A token email's writes as one statement, when the limits live in the service's database (no
-// REDIS_URL): the recipient's mail caps are counted (services/throttle.ts; the day's cap is not
-// counted when the kind's refuses), and only when both allow it are the token and its outbox row
-// inserted. One wait on the caller's transaction where counting and writing took three (issue 10,
-// item 6). With Redis the caps are counted there first (throttle.ts mayMail).
+// A token email's writes as one statement: when the limits live in the service's database (no
+// REDIS_URL), the recipient's mail caps are counted in it (services/throttle.ts; the day's cap is
+// not counted when the kind's refuses), and only when both allow it are the token and its outbox
+// row inserted. One wait on the caller's transaction where counting and writing took three (issue
+// 10, item 6). With Redis the caps are counted there first (throttle.ts mayMail), and the
+// statement only writes.
 //
 // Column names are spelled out because this is the statement's text; schema.ts is the reference
 // for them. Its text is the same for every call (the values are parameters; a disabled cap counts
@@ -14,7 +15,7 @@ import type { EmailTokenPurpose } from '../db/schema.js';
 import { countHits } from '../lib/store/database.js';
 import type { Rendered } from '../mail/templates.js';
 import type { Context } from './context.js';
-import { DAY_MS, mailKeys } from './throttle.js';
+import { DAY_MS, mailKeys, mayMail } from './throttle.js';
 
 export interface TokenEmail {
   userId: string;
@@ -36,8 +37,10 @@ export function tokenEmailSteps(ctx: Context, mail: TokenEmail): SQL {
   const { perKind, window, daily } = ctx.config.mailCap;
   const keys = mailKeys(mail.purpose, mail.to);
   const offset = dbOffsetMs(ctx.now);
+  // An empty list counts nothing and allows: a disabled cap, or caps counted before (capsBefore).
+  const counted = ctx.limits.kind === 'database';
   const hitList = (key: string, windowMs: number, limit: number) =>
-    JSON.stringify(limit > 0 ? [{ key, n: 1, window_ms: windowMs }] : []);
+    JSON.stringify(counted && limit > 0 ? [{ key, n: 1, window_ms: windowMs }] : []);
   const kindAllows = sql`not exists (select from per_kind where count > ${perKind})`;
   return sql`
     per_kind as (${countHits(hitList(keys.perKind, window * 1000, perKind), offset)}),
@@ -57,8 +60,17 @@ export function tokenEmailSteps(ctx: Context, mail: TokenEmail): SQL {
     )`;
 }
 
+/**
+ * The caps that are not steps of the statement (the Redis store's), counted now: whether they allow
+ * the email. True at once with the database store, whose caps the statement counts.
+ */
+export async function capsBefore(ctx: Context, mail: TokenEmail): Promise<boolean> {
+  return ctx.limits.kind === 'database' || mayMail(ctx, mail.purpose, mail.to);
+}
+
 /** Writes the token and its email in `tx` unless a mail cap refuses; whether it did. */
 export async function writeTokenEmail(tx: Tx, ctx: Context, mail: TokenEmail): Promise<boolean> {
+  if (!(await capsBefore(ctx, mail))) return false;
   const result = await tx.execute<{ sent: boolean }>(sql`with ${tokenEmailSteps(ctx, mail)} select exists (select from allowed) as sent`);
   return rowsOf<{ sent: boolean }>(result)[0].sent;
 }

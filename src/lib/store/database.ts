@@ -3,7 +3,7 @@
 // row lock and each gets its own count. Windows are measured with the database's clock (now()), the
 // one clock all instances share; `offsetMs` lets the tests' movable clock move it too.
 import { type SQL, sql } from 'drizzle-orm';
-import { type Db, rowsOf, type Tx } from '../../db/index.js';
+import type { Db } from '../../db/index.js';
 import { shiftedNow } from '../../db/now.js';
 import { rawPrepared } from '../../db/prepared.js';
 import { rateLimits } from '../../db/schema.js';
@@ -31,9 +31,11 @@ export const countHits = (hits: unknown, offsetMs: unknown, when: SQL = sql`true
       returning key, count, ceil(extract(epoch from (reset_at - ${now})) * 1000)::float8 as reset_ms`;
 };
 
-// A transaction's hit (the outbox worker's mail caps) is that statement with one key, on the
-// transaction. Every other hit (each throttled request: login, register, token checks and
-// refreshes) is batched per turn of the event loop (lib/turn-batch.ts): the turn's hits are one
+// A count that belongs to a transaction's change (a token email's mail caps) is that statement as a
+// step of the change's own statement (services/token-email-statement.ts), and a login's failure
+// count a step of its lookup (services/login-lookup.ts). Every hit through the store (each throttled
+// request: login, register, token checks and refreshes) is batched per turn of the event loop
+// (lib/turn-batch.ts): the turn's hits are one
 // execution of it, prepared once per database, and each hit gets its own count back (the key's new
 // count minus the hits after it in the batch), as if they had come one by one. A key always comes
 // with the same window (the key names its limit); in one batch, its first hit's window counts.
@@ -71,13 +73,7 @@ const preparedReset = rawPrepared<never>('rate_limit_reset', () => sql`delete fr
 
 export function databaseStore(db: Db, offsetMs: () => number = () => 0): LimitStore {
   const batched = batchedHits(db, offsetMs);
-  async function hit(key: string, windowMs: number, tx?: Tx): Promise<Hit> {
-    if (tx) {
-      const result = await tx.execute<HitRow>(countHits(JSON.stringify([{ key, n: 1, window_ms: windowMs }]), offsetMs()));
-      return toHit(rowsOf<HitRow>(result)[0]);
-    }
-    return batched({ key, windowMs });
-  }
+  const hit = (key: string, windowMs: number): Promise<Hit> => batched({ key, windowMs });
 
   class DatabaseRateLimitStore implements RateLimitStore {
     constructor(

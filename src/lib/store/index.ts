@@ -10,7 +10,7 @@
 // answered 503 service_unavailable.
 import { createHash } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
-import { type Db, isDatabaseUnavailable, type Tx } from '../../db/index.js';
+import { type Db, isDatabaseUnavailable } from '../../db/index.js';
 import { AppError } from '../../errors.js';
 
 export interface Hit {
@@ -24,11 +24,11 @@ export interface LimitStore {
   readonly kind: 'redis' | 'database';
   /**
    * Counts one event under `key` in a fixed window of `windowMs` that starts with the key's first
-   * event, atomically (concurrent hits from any instance each get a distinct count). `tx`: the
-   * database store counts inside the caller's transaction (so a rolled-back change is not
-   * counted, and PGlite's single connection is not asked for a second one); Redis ignores it.
+   * event, atomically (concurrent hits from any instance each get a distinct count). A count that
+   * must be part of a transaction's change is a step of its statement instead (countHits in
+   * database.ts; services/token-email-statement.ts).
    */
-  hit(key: string, windowMs: number, tx?: Tx): Promise<Hit>;
+  hit(key: string, windowMs: number): Promise<Hit>;
   /** Forgets the key (a successful login resets its failure count). */
   reset(key: string): Promise<void>;
   /** The store class for @fastify/rate-limit's `store` option (per-client limits). */
@@ -106,9 +106,9 @@ export function guarded(store: LimitStore, policy: FailurePolicy): LimitStore {
   }
   return {
     kind: store.kind,
-    async hit(key, windowMs, tx) {
+    async hit(key, windowMs) {
       try {
-        return await store.hit(key, windowMs, tx);
+        return await store.hit(key, windowMs);
       } catch (err) {
         if (err instanceof AppError) throw err;
         failed(err);
