@@ -1,9 +1,10 @@
 // A registration's writes as one statement (a data-modifying CTE): the account, its session and
 // first refresh token when it logs in, the `registered` audit row, and its activation email with
 // the recipient's mail caps (token-email-statement.ts). One statement is atomic without BEGIN and
-// COMMIT: one socket write and one backend wakeup where the transaction took three (issue 10,
-// item 6). A taken email or username fails the statement with the unique index's error, as the
-// transaction's insert did (users.ts withUniqueCheck).
+// COMMIT: one socket write and one backend wakeup where the transaction waits four times (BEGIN,
+// the account, the rest together, COMMIT; issue 10, item 6). A taken email or username fails the
+// statement with the unique index's error, as the transaction's insert did (users.ts
+// withUniqueCheck).
 //
 // Only the common case takes it: a password and no webhook to queue for `registered`. The rest
 // keeps the transaction in accounts.ts.
